@@ -1,0 +1,120 @@
+"""Every default of a model, its data and its training, in one commented place.
+
+A `RunConfig` fully describes one training run; it is stored as JSON with every
+trial, so any result in a study can be reproduced from its row alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "gelu", "silu")
+INIT_DISTRIBUTIONS = ("normal", "uniform")
+NORMALIZATIONS = ("article", "raw", "unit", "global", "per_pixel")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """784 -> h1 -> h2 -> 10: exactly two hidden fully connected layers."""
+
+    n_units_l1: int = 100  # article: 100 hidden units in the first layer
+    n_units_l2: int = 30  # article: 30 in the second
+    activation: str = "sigmoid"  # article: sigmoid; one of ACTIVATIONS
+    batchnorm: bool = False  # BatchNorm1d after each hidden Linear (article's last step)
+    dropout: float = 0.0  # dropout after each hidden activation; 0 = off (article: off)
+    init_distribution: str = "normal"  # "normal", or "uniform" with the same mean and std
+    init_mean: float = 0.01  # article: 0.01 ("the 0.01 matters")
+    init_std: float = 0.1  # article: 0.1
+    fan_in_scaling: bool = False  # multiply each drawn weight by 1/sqrt(fan_in) (article point 3)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images, how many, and how they are scaled before the first layer."""
+
+    source: str = "embedded"  # "embedded" (package IDX files) or "csv"
+    train_csv: str | None = None  # with source="csv": label + 784 pixels per row
+    test_csv: str | None = None
+    normalization: str = "article"  # article: (x - 127.5) / 255; one of NORMALIZATIONS
+    train_size: int | None = None  # stratified seeded subsample of the 50,000 training images
+    validation_size: int = 10_000  # the LAST 10,000 official training images (fixed, not random)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Full-batch gradient descent, as in the article, unless told otherwise."""
+
+    epochs: int = 500  # article: 50,000 on a GPU; CPU default keeps a run to minutes
+    lr: float = 0.1  # article: plain SGD, lr 0.1, no momentum
+    momentum: float = 0.0  # article: none
+    weight_decay: float = 0.0  # article: none
+    eval_every: int = 10  # validation metrics (and divergence check) every K epochs
+    seed: int = 0
+    device: str = "auto"  # "auto" = cuda when available, else cpu
+    precision: str = "auto"  # "auto" = bf16 on a CUDA GPU that has it, fp32 on CPU
+    deterministic: bool = True  # torch deterministic algorithms (CPU runs repeat bit for bit)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return cls(
+            model=ModelConfig(**d.get("model", {})),
+            data=DataConfig(**d.get("data", {})),
+            train=TrainConfig(**d.get("train", {})),
+        )
+
+
+def article_preset(**train_overrides: Any) -> RunConfig:
+    """The article's exact setup: 784-100-30-10 sigmoid, N(0.01, 0.1), SGD lr 0.1, 50,000 epochs."""
+    return RunConfig(
+        model=ModelConfig(),
+        data=DataConfig(normalization="article"),
+        train=dataclasses.replace(TrainConfig(epochs=50_000, lr=0.1), **train_overrides),
+    )
+
+
+def validate(cfg: RunConfig) -> None:
+    """Raise ValueError with a one-line message for any value that cannot be trained."""
+    m, d, t = cfg.model, cfg.data, cfg.train
+    checks = [
+        (m.n_units_l1 >= 1 and m.n_units_l2 >= 1, "hidden sizes must be >= 1"),
+        (m.activation in ACTIVATIONS, f"unknown activation {m.activation!r} (choose from {', '.join(ACTIVATIONS)})"),
+        (
+            m.init_distribution in INIT_DISTRIBUTIONS,
+            f"unknown init distribution {m.init_distribution!r} (choose from {', '.join(INIT_DISTRIBUTIONS)})",
+        ),
+        (m.init_std >= 0, "init std must be >= 0"),
+        (0.0 <= m.dropout < 1.0, "dropout must be in [0, 1)"),
+        (
+            d.normalization in NORMALIZATIONS,
+            f"unknown normalization {d.normalization!r} (choose from {', '.join(NORMALIZATIONS)})",
+        ),
+        (d.source in ("embedded", "csv"), f"unknown data source {d.source!r} (embedded or csv)"),
+        (d.source != "csv" or (d.train_csv and d.test_csv), "CSV data needs both a train and a test CSV file"),
+        (d.train_size is None or d.train_size >= 10, "train size must be >= 10"),
+        (t.epochs >= 1, "epochs must be >= 1"),
+        (t.lr > 0, "learning rate must be > 0"),
+        (t.momentum >= 0, "momentum must be >= 0"),
+        (t.weight_decay >= 0, "weight decay must be >= 0"),
+        (t.eval_every >= 1, "eval-every must be >= 1"),
+        (t.device in DEVICES, f"unknown device {t.device!r} (choose from {', '.join(DEVICES)})"),
+        (t.precision in PRECISIONS, f"unknown precision {t.precision!r} (choose from {', '.join(PRECISIONS)})"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)

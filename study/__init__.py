@@ -1,0 +1,1 @@
+"""The Optuna layer over `mnist_fc`: search spaces, objective, storage, CLI and analysis."""

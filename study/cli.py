@@ -1,0 +1,60 @@
+"""`mnist-study`: a thin command line over `mnist_fc` (training) and `study` (Optuna).
+
+Every user error becomes one line on stderr and a non-zero exit; set MNIST_STUDY_DEBUG=1
+to see the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from study.commands import best, dashboard, run, train
+from study.errors import UserError
+
+COMMANDS = (run, train, best, dashboard)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + error
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mnist-study", description="Hyperparameter studies of fully connected MNIST classifiers.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Optuna's per-trial log lines")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        return args.func(args)
+    except (UserError, ValueError) as e:  # DataError is a ValueError
+        print(f"mnist-study {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mnist-study {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("MNIST_STUDY_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(
+            f"mnist-study {args.command}: internal error: {type(e).__name__}: {msg} "
+            "(MNIST_STUDY_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

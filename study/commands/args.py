@@ -1,0 +1,118 @@
+"""Argument types and the flag groups shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+
+from mnist_fc.config import (
+    ACTIVATIONS,
+    DEVICES,
+    INIT_DISTRIBUTIONS,
+    NORMALIZATIONS,
+    PRECISIONS,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
+
+
+def _number(kind: type, *, minimum: float | None = None, strict: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
+        if kind is float and value != value:  # NaN
+            raise argparse.ArgumentTypeError("NaN is not allowed")
+        if minimum is not None and (value <= minimum if strict else value < minimum):
+            raise argparse.ArgumentTypeError(f"{text} must be {'>' if strict else '>='} {minimum:g}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, minimum=1)
+nonneg_int = _number(int, minimum=0)
+positive_float = _number(float, minimum=0, strict=True)
+nonneg_float = _number(float, minimum=0)
+any_float = _number(float)
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--train-csv", help="article-style CSV (label + 784 pixels); needs --test-csv too")
+    g.add_argument("--test-csv", help="test CSV in the same format")
+    g.add_argument(
+        "--train-size",
+        type=positive_int,
+        help="stratified seeded subsample of the 50,000 training images (default: all)",
+    )
+
+
+def add_train_args(p: argparse.ArgumentParser, *, epochs_help: str) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=positive_int, help=epochs_help)
+    g.add_argument(
+        "--eval-every",
+        type=positive_int,
+        default=TrainConfig.eval_every,
+        help=f"validation metrics every K epochs (default {TrainConfig.eval_every})",
+    )
+    g.add_argument("--seed", type=nonneg_int, default=0, help="seed for data subsample, init and sampler")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available (default)")
+    g.add_argument(
+        "--precision", choices=PRECISIONS, default="auto", help="auto = bf16 on a CUDA GPU with bf16, fp32 on CPU"
+    )
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """Model/optimiser flags; unset ones keep the base config's value (the article's by default)."""
+    g = p.add_argument_group("model and optimiser (defaults: the article's)")
+    g.add_argument("--n-units-l1", type=positive_int, help="first hidden layer width (article: 100)")
+    g.add_argument("--n-units-l2", type=positive_int, help="second hidden layer width (article: 30)")
+    g.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (article: sigmoid)")
+    g.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, help="BatchNorm1d after each hidden Linear")
+    g.add_argument("--dropout", type=nonneg_float, help="dropout after each hidden activation (default 0)")
+    g.add_argument("--init-distribution", choices=INIT_DISTRIBUTIONS, help="weight init distribution (normal)")
+    g.add_argument("--init-mean", type=any_float, help="weight init mean (article: 0.01)")
+    g.add_argument("--init-std", type=nonneg_float, help="weight init std (article: 0.1)")
+    g.add_argument(
+        "--fan-in-scaling", action=argparse.BooleanOptionalAction, help="scale drawn weights by 1/sqrt(fan_in)"
+    )
+    g.add_argument("--normalization", choices=NORMALIZATIONS, help="input normalisation (article: article)")
+    g.add_argument("--lr", type=positive_float, help="learning rate (article: 0.1)")
+    g.add_argument("--momentum", type=nonneg_float, help="SGD momentum (article: 0)")
+    g.add_argument("--weight-decay", type=nonneg_float, help="L2 weight decay (article: 0)")
+
+
+def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def data_config(args: argparse.Namespace, base: DataConfig | None = None) -> DataConfig:
+    if bool(args.train_csv) != bool(args.test_csv):
+        raise ValueError("--train-csv and --test-csv go together")
+    base = base or DataConfig()
+    source = "csv" if args.train_csv else "embedded"
+    return dataclasses.replace(
+        base, source=source, train_csv=args.train_csv, test_csv=args.test_csv, train_size=args.train_size
+    )
+
+
+def train_config(args: argparse.Namespace, base: TrainConfig, *, epochs: int) -> TrainConfig:
+    return dataclasses.replace(
+        base, epochs=epochs, eval_every=args.eval_every, seed=args.seed, device=args.device, precision=args.precision
+    )
+
+
+def run_config_from_flags(args: argparse.Namespace, base: RunConfig, *, epochs: int) -> RunConfig:
+    """`base` with every flag the user set applied on top."""
+    model = dataclasses.replace(base.model, **_overrides(args, tuple(f.name for f in dataclasses.fields(ModelConfig))))
+    data = dataclasses.replace(data_config(args, base.data), **_overrides(args, ("normalization",)))
+    train = train_config(
+        args, dataclasses.replace(base.train, **_overrides(args, ("lr", "momentum", "weight_decay"))), epochs=epochs
+    )
+    return RunConfig(model=model, data=data, train=train)

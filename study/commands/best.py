@@ -1,0 +1,37 @@
+"""`mnist-study best`: the best trial of a stored study."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
+from study.report_text import best_record, best_summary
+from study.storage import load_study, open_storage
+
+EXAMPLE = """example:
+  mnist-study best --study-name article --json"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "best",
+        help="show the best trial (by validation accuracy) of a study",
+        description="Show the best complete trial of a study: params, validation and test accuracy.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--study-name", default=DEFAULT_STUDY_NAME)
+    p.add_argument("--storage", default=DEFAULT_STORAGE)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    study = load_study(open_storage(args.storage, create=False), args.study_name)
+    if args.json:
+        print(json.dumps(best_record(study)))
+    else:
+        best_record(study)  # raises a one-line error when there is no complete trial
+        print(best_summary(study))
+    return 0

@@ -1,0 +1,61 @@
+"""`mnist-study train`: one training run, no Optuna."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mnist_fc.config import RunConfig, article_preset
+from mnist_fc.data import load_split
+from mnist_fc.trainer import train
+from study.commands.args import add_data_args, add_model_args, add_train_args, run_config_from_flags
+from study.defaults import ARTICLE_LOG_EVERY, default_epochs
+
+EXAMPLE = """example:
+  mnist-study train --preset article --epochs 30 --device cpu
+  mnist-study train --batchnorm --lr 1 --epochs 200 --train-size 10000 --json"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one model (no Optuna), print progress and results",
+        description="Train one fully connected network with full-batch gradient descent.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--preset",
+        choices=["article"],
+        help="the article's exact setup (784-100-30-10 sigmoid, N(0.01,0.1), SGD lr 0.1, 50,000 epochs)",
+    )
+    add_model_args(p)
+    add_data_args(p)
+    add_train_args(p, epochs_help="epochs (default: 50,000 with --preset article; else 300 on CPU, 3000 on CUDA)")
+    p.add_argument("--log-every", type=int, help="print 'Epoch, Loss, Acc' every N epochs (default: article's 300)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the results at the end")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    base = article_preset() if args.preset == "article" else RunConfig()
+    epochs = args.epochs or (base.train.epochs if args.preset else default_epochs(args.device))
+    cfg = run_config_from_flags(args, base, epochs=epochs)
+    log_every = (
+        args.log_every if args.log_every is not None else (ARTICLE_LOG_EVERY if args.preset else max(1, epochs // 10))
+    )
+    out = sys.stderr if args.json else sys.stdout
+    split = load_split(cfg.data, seed=cfg.train.seed)
+    result = train(cfg, split=split, log=lambda line: print(line, file=out, flush=True), log_every=log_every)
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        status = "DIVERGED" if result.diverged else "done"
+        print(
+            f"{status}: {result.epochs} epochs in {result.seconds:.1f} s on {result.device} ({result.precision}); "
+            f"train loss {result.train_loss:.4f}, train acc {result.train_accuracy:.4f}, "
+            f"val acc {result.val_accuracy:.4f}, test acc {result.test_accuracy:.4f}"
+        )
+    return 0

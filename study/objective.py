@@ -1,0 +1,79 @@
+"""The Optuna objective: sample a RunConfig from a space, train it, store everything with the trial."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import optuna
+
+from mnist_fc.config import RunConfig
+from mnist_fc.data import Split
+from mnist_fc.trainer import TrainResult, train
+from study.curves import CurveStore
+from study.spaces import Space
+
+N_REPORTS = 50  # Optuna intermediate values per trial: enough for pruners and the dashboard
+
+# User attributes every finished trial carries (the analysis and `best` rely on them).
+RESULT_ATTRS = (
+    "val_accuracy",
+    "test_accuracy",
+    "train_accuracy",
+    "train_loss",
+    "val_loss",
+    "epochs",
+    "seconds",
+    "device",
+    "precision",
+    "diverged",
+)
+
+
+def report_every(epochs: int, eval_every: int) -> int:
+    """Epochs between `trial.report` calls: a multiple of eval_every, ~N_REPORTS per trial."""
+    step = max(1, math.ceil(epochs / N_REPORTS / eval_every)) * eval_every
+    return step
+
+
+def store_result(trial: optuna.Trial, result: TrainResult) -> None:
+    summary = result.summary()
+    for key in RESULT_ATTRS:
+        trial.set_user_attr(key, summary[key])
+    trial.set_user_attr("config", result.config)
+
+
+@dataclass
+class Objective:
+    """Callable for `study.optimize`: maximise validation accuracy.
+
+    Diverged trials (NaN/inf loss) have no accuracy: they end PRUNED with diverged=True, so
+    samplers learn to avoid them and no made-up value enters the analysis.
+    """
+
+    space: Space
+    base: RunConfig
+    split: Split
+    curves: CurveStore
+    pruning: bool = False
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        cfg = self.space(trial, self.base)
+        every = report_every(cfg.train.epochs, cfg.train.eval_every)
+
+        def on_eval(epoch: int, metrics: dict[str, float]) -> bool:
+            if epoch % every and epoch != cfg.train.epochs:
+                return False
+            trial.report(metrics["val_accuracy"], epoch)
+            return self.pruning and trial.should_prune()
+
+        result = train(cfg, split=self.split, on_eval=on_eval)
+        store_result(trial, result)
+        self.curves.save(
+            trial_id=trial._trial_id, study_name=trial.study.study_name, trial_number=trial.number, curves=result.curves
+        )
+        if result.diverged:
+            raise optuna.TrialPruned(f"diverged at epoch {result.epochs}")
+        if result.stopped_early:
+            raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
+        return result.val_accuracy

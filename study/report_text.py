@@ -1,0 +1,46 @@
+"""Plain-text and JSON summaries of a study's best trial."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from study.errors import UserError
+
+
+def best_record(study: optuna.Study) -> dict[str, Any]:
+    """The best complete trial by validation accuracy, with its params and stored attributes."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise UserError(f"study {study.study_name!r} has no complete trial yet")
+    best = study.best_trial
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    attrs = {k: v for k, v in best.user_attrs.items() if k != "config"}
+    return {
+        "study_name": study.study_name,
+        "trial_number": best.number,
+        "value": best.value,
+        "params": best.params,
+        "attrs": attrs,
+        "config": best.user_attrs.get("config"),
+        "trials": counts,
+    }
+
+
+def best_summary(study: optuna.Study) -> str:
+    try:
+        r = best_record(study)
+    except UserError as e:
+        return str(e)
+    a = r["attrs"]
+    params = "\n".join(f"  {k} = {v}" for k, v in r["params"].items())
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(r["trials"].items()))
+    return (
+        f"best trial #{r['trial_number']} of {r['study_name']!r} ({counts}):\n"
+        f"  val accuracy  {a.get('val_accuracy', float('nan')):.4f}\n"
+        f"  test accuracy {a.get('test_accuracy', float('nan')):.4f}  (reported only; not used to choose)\n"
+        f"  epochs {a.get('epochs')}, {a.get('seconds', 0):.1f} s on {a.get('device')}\nparams:\n{params}"
+    )
