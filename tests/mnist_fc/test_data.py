@@ -1,0 +1,151 @@
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_fc.config import DataConfig
+from mnist_fc.data import (
+    IDX_FILES,
+    embedded_dir,
+    load_csv,
+    load_embedded,
+    load_split,
+    read_idx,
+    stratified_subsample,
+    write_csv,
+)
+from mnist_fc.errors import DataError
+
+# From shared/mnist/README.md: the published label counts of the official files.
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_embedded_files_verified_and_complete():
+    x_tr, y_tr, x_te, y_te = load_embedded()
+    assert x_tr.shape == (60000, 784) and x_te.shape == (10000, 784)
+    assert x_tr.dtype == np.uint8 and y_tr.dtype == np.int64
+    assert np.bincount(y_tr).tolist() == TRAIN_COUNTS
+    assert np.bincount(y_te).tolist() == TEST_COUNTS
+    assert load_embedded() is load_embedded()  # cached: a second load is free
+
+
+def test_embedded_uncompressed_checksums_match():
+    import hashlib
+
+    lines = (embedded_dir() / "SHA256SUMS.uncompressed").read_text().splitlines()
+    sums = {name: digest for digest, name in (line.split() for line in lines)}
+    for name in IDX_FILES.values():
+        raw = gzip.decompress((embedded_dir() / name).read_bytes())
+        assert hashlib.sha256(raw).hexdigest() == sums[name.removesuffix(".gz")]
+
+
+def _copy_embedded(tmp_path: Path) -> Path:
+    dst = tmp_path / "mnist"
+    shutil.copytree(embedded_dir(), dst)
+    for f in dst.iterdir():
+        f.chmod(0o644)
+    return dst
+
+
+def test_corrupt_file_fails_checksum(tmp_path):
+    d = _copy_embedded(tmp_path)
+    f = d / IDX_FILES["test_labels"]
+    data = bytearray(f.read_bytes())
+    data[-5] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="SHA-256 mismatch"):
+        load_embedded(d)
+
+
+def test_missing_file_is_clear(tmp_path):
+    d = _copy_embedded(tmp_path)
+    (d / IDX_FILES["train_images"]).unlink()
+    with pytest.raises(DataError, match="not found"):
+        load_embedded(d)
+
+
+def test_truncated_idx_and_bad_gzip(tmp_path):
+    good = gzip.decompress((embedded_dir() / IDX_FILES["test_labels"]).read_bytes())
+    (tmp_path / "short").write_bytes(good[:-10])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(tmp_path / "short")
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    with pytest.raises(DataError, match="corrupt gzip"):
+        read_idx(tmp_path / "bad.gz")
+    (tmp_path / "magic").write_bytes(b"\x00\x00\x0d\x01" + b"\x00" * 8)
+    with pytest.raises(DataError, match="magic"):
+        read_idx(tmp_path / "magic")
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_csv_roundtrip(tmp_path, header):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(50, 784)).astype(np.uint8)
+    y = rng.integers(0, 10, size=50)
+    path = tmp_path / "mnist_train.csv"
+    write_csv(path, x, y, header=header)
+    x2, y2 = load_csv(path, use_cache=False)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+
+
+def test_csv_cache_second_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    x = np.zeros((3, 784), np.uint8)
+    y = np.array([1, 2, 3])
+    write_csv(tmp_path / "a.csv", x, y)
+    load_csv(tmp_path / "a.csv")
+    assert len(list((tmp_path / "cache" / "mnist-study").glob("*.npz"))) == 1
+    import mnist_fc.data as data_mod
+
+    def no_parse(path):
+        raise AssertionError("parsed again despite the cache")
+
+    monkeypatch.setattr(data_mod, "_parse_csv", no_parse)
+    x2, y2 = load_csv(tmp_path / "a.csv")
+    assert np.array_equal(y2, y) and np.array_equal(x2, x)
+
+
+def _row(label="3", pixels=None):
+    return ",".join([label] + (pixels or ["0"] * 784))
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", "empty"),
+        (_row() + ",5\n", "columns"),
+        (_row() + "\n" + ",".join(["1"] * 10) + "\n", "missing|columns|malformed"),
+        (_row(pixels=["abc"] + ["0"] * 783) + "\n", "non-numeric"),
+        (_row(pixels=["1.5"] + ["0"] * 783) + "\n", "non-integer"),
+        (_row(pixels=["256"] + ["0"] * 783) + "\n", "outside 0-255"),
+        (_row(pixels=["-1"] + ["0"] * 783) + "\n", "outside 0-255"),
+        (_row(label="10") + "\n", "label 10 outside 0-9"),
+        (_row(pixels=["nan"] + ["0"] * 783) + "\n", "non-finite|missing"),
+    ],
+)
+def test_malformed_csv(tmp_path, text, match):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=match):
+        load_csv(path, use_cache=False)
+
+
+def test_split_validation_is_last_10000_and_test_untouched():
+    s = load_split(DataConfig(), seed=0)
+    x_tr, y_tr, x_te, _ = load_embedded()
+    assert len(s.x_train) == 50000 and len(s.x_val) == 10000
+    assert np.array_equal(s.x_val, x_tr[50000:]) and np.array_equal(s.y_val, y_tr[50000:])
+    assert np.array_equal(s.x_test, x_te)
+
+
+def test_stratified_subsample_keeps_proportions_and_seed():
+    _, y, _, _ = load_embedded()
+    idx = stratified_subsample(y[:50000], 5000, seed=1)
+    assert len(idx) == 5000 and len(np.unique(idx)) == 5000
+    full = np.bincount(y[:50000]) / 50000
+    assert np.abs(np.bincount(y[idx]) / 5000 - full).max() < 0.001
+    assert np.array_equal(idx, stratified_subsample(y[:50000], 5000, seed=1))
+    assert not np.array_equal(idx, stratified_subsample(y[:50000], 5000, seed=2))

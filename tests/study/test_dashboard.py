@@ -1,0 +1,64 @@
+"""The real optuna-dashboard, served by `mnist-study dashboard`, answering over HTTP on loopback."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from tests.conftest import REPO
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study(cli, tmp_path):
+    assert (
+        cli(
+            "run",
+            "--trials",
+            "1",
+            "--storage",
+            "sqlite:///d.db",
+            "--study-name",
+            "dash",
+            "--epochs",
+            "10",
+            "--train-size",
+            "300",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ).returncode
+        == 0
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "study", "dashboard", "--storage", "sqlite:///d.db", "--port", str(port)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        body = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as resp:
+                    body = json.loads(resp.read())
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None, "dashboard did not answer"
+        assert [s["study_name"] for s in body["study_summaries"]] == ["dash"]
+        # Bound to loopback only by default.
+        out = subprocess.run(["ss", "-ltn"], capture_output=True, text=True, check=False).stdout
+        if out:
+            assert f"127.0.0.1:{port}" in out and f"0.0.0.0:{port}" not in out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
