@@ -4,7 +4,7 @@ Why not `trial.report` every epoch: on SQLite one report costs ~1.4 ms, i.e. mor
 small net's epoch, and it writes one row per value. Optuna intermediate values therefore
 get ~50 points per trial (enough for pruners and the dashboard), while the full per-epoch
 curves go here as ONE row per trial: float32 arrays in a compressed .npz blob (a 500-epoch
-trial is ~3 KB), written once when the trial ends.
+trial is ~4 KB), written once when the trial ends.
 """
 
 from __future__ import annotations
