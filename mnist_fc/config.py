@@ -15,6 +15,8 @@ INIT_DISTRIBUTIONS = ("normal", "uniform")
 NORMALIZATIONS = ("article", "raw", "unit", "global", "per_pixel")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw")
+SCHEDULES = ("none", "cosine", "onecycle")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class DataConfig:
     normalization: str = "article"  # article: (x - 127.5) / 255; one of NORMALIZATIONS
     train_size: int | None = None  # stratified seeded subsample of the 50,000 training images
     validation_size: int = 10_000  # the LAST 10,000 official training images (fixed, not random)
+    # True: train on all 60,000 official training images (train + validation), for a final model whose
+    # configuration was already chosen on validation; validation metrics are then NOT held out.
+    include_validation: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,35 @@ class TrainConfig:
     device: str = "auto"  # "auto" = cuda when available, else cpu
     precision: str = "auto"  # "auto" = bf16 on a CUDA GPU that has it, fp32 on CPU
     deterministic: bool = True  # torch deterministic algorithms (CPU runs repeat bit for bit)
+    # Everything below is off by default: the article's full-batch plain SGD. Any non-default
+    # value routes training through the minibatch loop (mnist_fc/minibatch.py).
+    optimizer: str = "sgd"  # article: plain SGD (uses `momentum`); "nesterov" needs momentum > 0
+    batch_size: int | None = None  # None = full batch (article); else minibatches, reshuffled each epoch
+    schedule: str = "none"  # article: constant lr; "cosine" (after warm-up) or "onecycle", stepped per batch
+    warmup_epochs: float = 0.0  # linear lr warm-up (cosine) / rising phase (onecycle; 0 = 30% of the run)
+    label_smoothing: float = 0.0  # article: none (plain cross-entropy)
+    # On-device augmentation, freshly drawn every epoch (all 0 = off, the article):
+    aug_shift: float = 0.0  # max translation in pixels, each axis, uniform
+    aug_rotate: float = 0.0  # max rotation in degrees, uniform +-
+    aug_scale: float = 0.0  # max relative zoom, uniform in [1 - s, 1 + s]
+    aug_shear: float = 0.0  # max shear angle in degrees, uniform +-
+    aug_elastic_alpha: float = 0.0  # elastic distortion strength in pixels (Simard 2003); 0 = none
+    aug_elastic_sigma: float = 4.0  # smoothness (Gaussian sigma, pixels) of the elastic displacement field
+
+    def augments(self) -> bool:
+        return any(
+            v > 0 for v in (self.aug_shift, self.aug_rotate, self.aug_scale, self.aug_shear, self.aug_elastic_alpha)
+        )
+
+    def uses_minibatch_loop(self) -> bool:
+        """True when anything beyond the article's full-batch plain SGD is asked for."""
+        return (
+            self.optimizer != "sgd"
+            or self.batch_size is not None
+            or self.schedule != "none"
+            or self.label_smoothing > 0
+            or self.augments()
+        )
 
 
 @dataclass(frozen=True)
@@ -112,6 +146,18 @@ def validate(cfg: RunConfig) -> None:
         (t.momentum >= 0, "momentum must be >= 0"),
         (t.weight_decay >= 0, "weight decay must be >= 0"),
         (t.eval_every >= 1, "eval-every must be >= 1"),
+        (t.optimizer in OPTIMIZERS, f"unknown optimizer {t.optimizer!r} (choose from {', '.join(OPTIMIZERS)})"),
+        (t.optimizer != "nesterov" or t.momentum > 0, "the nesterov optimizer needs momentum > 0"),
+        (t.batch_size is None or t.batch_size >= 1, "batch size must be >= 1"),
+        (t.schedule in SCHEDULES, f"unknown schedule {t.schedule!r} (choose from {', '.join(SCHEDULES)})"),
+        (t.warmup_epochs >= 0, "warm-up epochs must be >= 0"),
+        (0.0 <= t.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
+        (
+            min(t.aug_shift, t.aug_rotate, t.aug_scale, t.aug_shear, t.aug_elastic_alpha) >= 0,
+            "augmentation amounts must be >= 0",
+        ),
+        (t.aug_scale < 1.0, "augmentation scale must be < 1"),
+        (t.aug_elastic_sigma > 0, "elastic sigma must be > 0"),
         (t.device in DEVICES, f"unknown device {t.device!r} (choose from {', '.join(DEVICES)})"),
         (t.precision in PRECISIONS, f"unknown precision {t.precision!r} (choose from {', '.join(PRECISIONS)})"),
     ]

@@ -5,7 +5,8 @@ its statistics must come from the training part only.
 
 Split (fixed and documented): validation = the LAST 10,000 images of the official
 60,000-image training file (indices 50,000-59,999); training = the first 50,000;
-test = the official 10,000 test images, only ever reported.
+test = the official 10,000 test images, only ever reported. With
+`DataConfig.include_validation` (final models only) training uses all 60,000.
 """
 
 from __future__ import annotations
@@ -247,8 +248,9 @@ def load_split(cfg: DataConfig, *, seed: int = 0) -> Split:
     if not 0 < n_val < len(x_tr):
         raise DataError(f"validation size {n_val} must be between 1 and {len(x_tr) - 1} training rows")
     cut = len(x_tr) - n_val
-    x_train, y_train = x_tr[:cut], y_tr[:cut]
-    if cfg.train_size is not None and cfg.train_size < cut:
+    # include_validation: the final model trains on all official training images (train + val).
+    x_train, y_train = (x_tr, y_tr) if cfg.include_validation else (x_tr[:cut], y_tr[:cut])
+    if cfg.train_size is not None and cfg.train_size < len(x_train):
         idx = stratified_subsample(y_train, cfg.train_size, seed=seed)
         x_train, y_train = x_train[idx], y_train[idx]
     return Split(x_train, y_train, x_tr[cut:], y_tr[cut:], x_te, y_te)

@@ -135,6 +135,10 @@ def train(
     "Epoch, Loss, Acc" line every `log_every` epochs (0 = never).
     """
     validate(cfg)
+    if cfg.train.uses_minibatch_loop():  # minibatches, augmentation, other optimisers: mnist_fc/minibatch.py
+        from mnist_fc.minibatch import train_minibatch
+
+        return train_minibatch(cfg, split=split, on_eval=on_eval, log=log, log_every=log_every)
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.precision, device)
     if split is None:

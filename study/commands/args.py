@@ -11,7 +11,9 @@ from mnist_fc.config import (
     DEVICES,
     INIT_DISTRIBUTIONS,
     NORMALIZATIONS,
+    OPTIMIZERS,
     PRECISIONS,
+    SCHEDULES,
     DataConfig,
     ModelConfig,
     RunConfig,
@@ -86,6 +88,39 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=positive_float, help="learning rate (article: 0.1)")
     g.add_argument("--momentum", type=nonneg_float, help="SGD momentum (article: 0)")
     g.add_argument("--weight-decay", type=nonneg_float, help="L2 weight decay (article: 0)")
+    add_minibatch_args(p)
+
+
+# TrainConfig fields set by add_minibatch_args (flag --aug-shift -> field aug_shift, ...).
+MINIBATCH_FIELDS = (
+    "optimizer",
+    "batch_size",
+    "schedule",
+    "warmup_epochs",
+    "label_smoothing",
+    "aug_shift",
+    "aug_rotate",
+    "aug_scale",
+    "aug_shear",
+    "aug_elastic_alpha",
+    "aug_elastic_sigma",
+)
+
+
+def add_minibatch_args(p: argparse.ArgumentParser) -> None:
+    """Beyond the article: any of these switches training to the minibatch loop."""
+    g = p.add_argument_group("minibatch training and augmentation (defaults: off, i.e. the article's full batch)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (article; uses --momentum), nesterov, adam, adamw")
+    g.add_argument("--batch-size", type=positive_int, help="minibatch size (default: full batch)")
+    g.add_argument("--schedule", choices=SCHEDULES, help="lr schedule per step: none (article), cosine, onecycle")
+    g.add_argument("--warmup-epochs", type=nonneg_float, help="lr warm-up (cosine) or rise (onecycle) in epochs")
+    g.add_argument("--label-smoothing", type=nonneg_float, help="cross-entropy label smoothing (default 0)")
+    g.add_argument("--aug-shift", type=nonneg_float, help="random shift, max pixels per axis (default 0 = off)")
+    g.add_argument("--aug-rotate", type=nonneg_float, help="random rotation, max degrees (default 0)")
+    g.add_argument("--aug-scale", type=nonneg_float, help="random zoom, max relative change, e.g. 0.1 (default 0)")
+    g.add_argument("--aug-shear", type=nonneg_float, help="random shear, max degrees (default 0)")
+    g.add_argument("--aug-elastic-alpha", type=nonneg_float, help="elastic distortion strength, pixels (Simard: 34)")
+    g.add_argument("--aug-elastic-sigma", type=positive_float, help="elastic field smoothness, pixels (default 4)")
 
 
 def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
@@ -113,6 +148,8 @@ def run_config_from_flags(args: argparse.Namespace, base: RunConfig, *, epochs: 
     model = dataclasses.replace(base.model, **_overrides(args, tuple(f.name for f in dataclasses.fields(ModelConfig))))
     data = dataclasses.replace(data_config(args, base.data), **_overrides(args, ("normalization",)))
     train = train_config(
-        args, dataclasses.replace(base.train, **_overrides(args, ("lr", "momentum", "weight_decay"))), epochs=epochs
+        args,
+        dataclasses.replace(base.train, **_overrides(args, ("lr", "momentum", "weight_decay", *MINIBATCH_FIELDS))),
+        epochs=epochs,
     )
     return RunConfig(model=model, data=data, train=train)

@@ -14,14 +14,18 @@ from study.defaults import ARTICLE_LOG_EVERY, default_epochs
 
 EXAMPLE = """example:
   mnist-study train --preset article --epochs 30 --device cpu
-  mnist-study train --batchnorm --lr 1 --epochs 200 --train-size 10000 --json"""
+  mnist-study train --batchnorm --lr 1 --epochs 200 --train-size 10000 --json
+  mnist-study train --activation relu --n-units-l1 1024 --n-units-l2 1024 --init-mean 0 --init-std 1.414 \\
+      --fan-in-scaling --normalization global --optimizer adamw --lr 0.002 --batch-size 256 --schedule onecycle \\
+      --label-smoothing 0.1 --aug-shift 2 --aug-rotate 10 --aug-scale 0.1 --aug-shear 10 --epochs 20 --device cpu"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train one model (no Optuna), print progress and results",
-        description="Train one fully connected network with full-batch gradient descent.",
+        description="Train one fully connected network: full-batch gradient descent as in the article, "
+        "or minibatches, other optimisers, schedules and augmentation when their flags are given.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

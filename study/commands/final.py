@@ -1,0 +1,173 @@
+"""`mnist-study final`: retrain a study's best configuration on all 60,000 training images.
+
+The configuration is the best trial's by *validation* accuracy; the test set is evaluated once
+per seed and only reported. The model of the first listed seed (fixed before any result is
+seen) is saved as safetensors + JSON and exported to ONNX, and the ONNX graph is checked
+against PyTorch with onnxruntime on the test images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mnist_fc.config import RunConfig
+from mnist_fc.data import load_split
+from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
+from mnist_fc.minibatch import fit
+from study.commands.args import positive_int
+from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
+from study.errors import UserError
+from study.report_text import best_record
+from study.storage import load_study, open_storage
+
+ONNX_ATOL = 1e-3  # max |logit difference| allowed between onnxruntime and PyTorch (fp32 both)
+
+EXAMPLE = """examples:
+  mnist-study final --study-name accuracy --seeds 0,1,2 --out models/
+  mnist-study final --study-name accuracy --epochs 30 --device cpu --out models/   # shorter than the trial's run"""
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError("give distinct non-negative seeds, e.g. 0,1,2")
+    return seeds
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "final",
+        help="retrain a study's best config on all 60,000 training images, test it, save + export ONNX",
+        description="Retrain the best trial's configuration (chosen on validation) on train + validation "
+        "for each seed, evaluate each once on the test set, save the first seed's model "
+        "(safetensors + JSON) and export it to ONNX with the normalisation inside the graph.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--study-name", default=DEFAULT_STUDY_NAME)
+    p.add_argument("--storage", default=DEFAULT_STORAGE)
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--out", default="models", help="output folder (default models/)")
+    p.add_argument("--name", help="file stem of the saved model (default: the study name)")
+    p.add_argument("--epochs", type=positive_int, help="override the trial's epochs (e.g. to fit a time budget)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the trial's device")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="override the trial's precision")
+    p.add_argument("--log-every", type=int, default=0, help="print 'Epoch, Loss, Acc' every N epochs (0 = never)")
+    p.set_defaults(func=run)
+
+
+def hardware() -> dict[str, Any]:
+    """Where the model was trained, for the JSON record."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def final_config(record: dict[str, Any], args: argparse.Namespace, seed: int) -> RunConfig:
+    """The best trial's config, trained on all 60,000 training images, with the CLI's overrides."""
+    if not record.get("config"):
+        raise UserError(f"best trial #{record['trial_number']} stores no config (not made by mnist-study run?)")
+    cfg = RunConfig.from_dict(record["config"])
+    train = dataclasses.replace(
+        cfg.train,
+        seed=seed,
+        **{k: getattr(args, k) for k in ("epochs", "device", "precision") if getattr(args, k) is not None},
+    )
+    data = dataclasses.replace(cfg.data, include_validation=True, train_size=None)
+    return RunConfig(model=cfg.model, data=data, train=train)
+
+
+def run(args: argparse.Namespace) -> int:
+    study = load_study(open_storage(args.storage, create=False), args.study_name)
+    record = best_record(study)
+    out = Path(args.out)
+    stem = out / (args.name or args.study_name)
+    runs: list[dict[str, Any]] = []
+    shipped: PixelNet | None = None
+    cfg0: RunConfig | None = None
+    for i, seed in enumerate(args.seeds):
+        cfg = final_config(record, args, seed)
+        split = load_split(cfg.data, seed=seed)
+        print(f"seed {seed}: training on {len(split.x_train)} images, {cfg.train.epochs} epochs ...", flush=True)
+        fitted = fit(cfg, split=split, log=lambda line: print(line, flush=True), log_every=args.log_every)
+        r = fitted.result
+        if r.diverged:
+            raise UserError(f"seed {seed} diverged at epoch {r.epochs}; nothing saved")
+        print(f"seed {seed}: test accuracy {r.test_accuracy:.4f} ({r.seconds:.0f} s)", flush=True)
+        runs.append({"seed": seed, "test_accuracy": r.test_accuracy, "seconds": r.seconds, "epochs": r.epochs})
+        if i == 0:
+            shipped, cfg0 = PixelNet.of(fitted.model.cpu(), fitted.normalizer), cfg
+            x_test, y_test = split.x_test, split.y_test
+    assert shipped is not None and cfg0 is not None
+    accs = [r["test_accuracy"] for r in runs]
+    meta = {
+        "config": cfg0.to_dict(),
+        "study_name": args.study_name,
+        "trial_number": record["trial_number"],
+        "trial_val_accuracy": record["value"],
+        "trained_on": "all 60,000 official training images (train + validation)",
+        "seed": args.seeds[0],  # the shipped model's seed: the first listed, fixed before any result
+        "seeds": runs,
+        "test_accuracy_mean": statistics.fmean(accs),
+        "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "device": str(fitted.result.device),
+        "precision": fitted.result.precision,
+        "hardware": hardware(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    onnx_path = export_onnx(shipped, stem.with_suffix(".onnx"))
+    ref = torch_logits(shipped, x_test)
+    got = onnx_logits(onnx_path, x_test)
+    diff = float(np.abs(ref - got).max())
+    if diff > ONNX_ATOL:
+        raise UserError(f"ONNX check failed: max |logit difference| {diff:.2e} > {ONNX_ATOL:g}")
+    # What `mnist-study evaluate` will print for the shipped files (fp32, raw pixels in).
+    meta["test_accuracy"] = float((got.argmax(1) == y_test).mean())
+    meta["onnx_check"] = {
+        "max_abs_logit_diff": diff,
+        "same_predictions": float((ref.argmax(1) == got.argmax(1)).mean()),
+        "images": len(x_test),
+    }
+    paths = save_pixelnet(shipped, stem, meta=meta)
+    print(
+        json.dumps(
+            {
+                "test_accuracy_mean": meta["test_accuracy_mean"],
+                "test_accuracy_std": meta["test_accuracy_std"],
+                "seeds": runs,
+                "saved": [str(paths["safetensors"]), str(paths["json"]), str(onnx_path)],
+                "onnx_max_abs_logit_diff": diff,
+            }
+        )
+    )
+    return 0
