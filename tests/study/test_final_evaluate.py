@@ -1,0 +1,82 @@
+"""`final` then `evaluate` on a tiny real study: safetensors + JSON + ONNX, and onnxruntime agrees with PyTorch."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mnist_fc.data import load_embedded
+from mnist_fc.export import load_pixelnet, onnx_logits, torch_logits
+
+TINY_RUN = ("--space", "accuracy", "--epochs", "2", "--train-size", "300", "--device", "cpu", "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def final_dir(tmp_path_factory):
+    from tests.conftest import run_cli
+
+    d = tmp_path_factory.mktemp("final")
+    r = run_cli("run", "--trials", "2", "--storage", "sqlite:///s.db", "--study-name", "acc", *TINY_RUN, cwd=d)
+    assert r.returncode == 0, r.stderr
+    r = run_cli(
+        "final", "--storage", "sqlite:///s.db", "--study-name", "acc", "--seeds", "3,4",
+        "--epochs", "1", "--train-size", "1000", "--out", "out", cwd=d,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return d, json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_final_saves_model_config_and_onnx(final_dir):
+    d, summary = final_dir
+    for ext in ("safetensors", "json", "onnx"):
+        assert (d / "out" / f"acc.{ext}").is_file(), ext
+    meta = json.loads((d / "out" / "acc.json").read_text())
+    assert meta["seed"] == 3 and [s["seed"] for s in meta["seeds"]] == [3, 4]
+    accs = [s["test_accuracy"] for s in meta["seeds"]]
+    assert meta["test_accuracy_mean"] == pytest.approx(np.mean(accs))
+    assert meta["test_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert meta["config"]["data"]["include_validation"] and meta["config"]["train"]["seed"] == 3
+    assert "1000 official training images" in meta["trained_on"]
+    assert meta["hardware"]["cpu_count"] >= 1 and all(s["seconds"] > 0 for s in meta["seeds"])
+    assert summary["onnx_max_abs_logit_diff"] <= 1e-3
+
+
+def test_onnx_matches_pytorch_on_raw_pixels(final_dir):
+    d, _ = final_dir
+    model, _ = load_pixelnet(d / "out" / "acc.safetensors")
+    x = np.array(load_embedded()[2][:500], dtype=np.float32)  # raw 0-255 pixels: normalisation is in the graph
+    ref = torch_logits(model, x)
+    for batch in (x[:1], x[:7], x):  # dynamic batch size
+        got = onnx_logits(d / "out" / "acc.onnx", batch)
+        assert got.shape == (len(batch), 10)
+        np.testing.assert_allclose(got, ref[: len(batch)], atol=1e-4, rtol=1e-4)
+
+
+def test_evaluate_prints_accuracy_and_confusion(final_dir, cli):
+    d, _ = final_dir
+    meta = json.loads((d / "out" / "acc.json").read_text())
+    for target in ("out/acc.onnx", "out/acc.safetensors", "out"):
+        r = cli("evaluate", target, cwd=d)
+        assert r.returncode == 0, r.stderr
+        assert f"test accuracy {meta['test_accuracy']:.4f}" in r.stdout
+        assert "true\\pred" in r.stdout and len(r.stdout.splitlines()) >= 12
+    js = json.loads(cli("evaluate", "out/acc.onnx", "--json", cwd=d).stdout)
+    counts = np.array(js["confusion"])
+    assert counts.shape == (10, 10) and counts.sum() == 10_000
+    assert js["test_accuracy"] == pytest.approx(np.trace(counts) / 10_000) == pytest.approx(meta["test_accuracy"])
+
+
+def test_bad_model_paths_are_one_line_errors(tmp_path, cli):
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    (tmp_path / "m.safetensors").write_bytes(b"garbage")
+    (tmp_path / "m.json").write_text(json.dumps({"config": {"model": {}}}))
+    for target in ("missing.onnx", "junk.onnx", "m.safetensors"):
+        r = cli("evaluate", target, cwd=tmp_path)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, target
+
+
+def test_final_without_study_is_one_line_error(tmp_path, cli):
+    r = cli("final", "--storage", "sqlite:///none.db", "--study-name", "x", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = cli("final", "--seeds", "1,1", cwd=tmp_path)
+    assert r.returncode == 2 and "distinct" in r.stderr
