@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 import platform
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,9 @@ from mnist_fc.config import RunConfig
 from mnist_fc.data import load_split
 from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
 from mnist_fc.minibatch import fit
+from mnist_fc.model import FCNet
+from mnist_fc.normalize import Normalizer
+from mnist_fc.trainer import TrainResult
 from study.commands.args import positive_int
 from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
 from study.errors import UserError
@@ -70,6 +75,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the trial's device")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="override the trial's precision")
     p.add_argument("--log-every", type=int, default=0, help="print 'Epoch, Loss, Acc' every N epochs (0 = never)")
+    p.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="train this many seeds at once, in separate one-thread processes (default 1: in this process)",
+    )
     p.set_defaults(func=run)
 
 
@@ -109,6 +120,26 @@ def final_config(record: dict[str, Any], args: argparse.Namespace, seed: int) ->
     return RunConfig(model=cfg.model, data=data, train=train)
 
 
+def _fit_seed(cfg: RunConfig, log_every: int, threads: int | None) -> tuple[TrainResult, dict, Normalizer]:
+    """Train one seed; weights come back as numpy arrays (plain pickles across processes)."""
+    if threads:
+        torch.set_num_threads(threads)
+    seed = cfg.train.seed
+    split = load_split(cfg.data, seed=seed)
+    fitted = fit(cfg, split=split, log=lambda line: print(f"seed {seed}: {line}", flush=True), log_every=log_every)
+    state = {k: v.detach().cpu().numpy() for k, v in fitted.model.state_dict().items()}
+    return fitted.result, state, fitted.normalizer
+
+
+def _train_all(cfgs: list[RunConfig], args: argparse.Namespace) -> list[tuple[TrainResult, dict, Normalizer]]:
+    if args.jobs == 1 or len(cfgs) == 1:
+        return [_fit_seed(cfg, args.log_every, None) for cfg in cfgs]
+    ctx = multiprocessing.get_context("spawn")  # no forked copies of this process's thread pools
+    with ProcessPoolExecutor(max_workers=min(args.jobs, len(cfgs)), mp_context=ctx) as pool:
+        futures = [pool.submit(_fit_seed, cfg, args.log_every, 1) for cfg in cfgs]
+        return [f.result() for f in futures]
+
+
 def run(args: argparse.Namespace) -> int:
     study = load_study(open_storage(args.storage, create=False), args.study_name)
     record = best_record(study)
@@ -116,22 +147,23 @@ def run(args: argparse.Namespace) -> int:
     stem = out / (args.name or args.study_name)
     runs: list[dict[str, Any]] = []
     shipped: PixelNet | None = None
-    cfg0: RunConfig | None = None
-    for i, seed in enumerate(args.seeds):
-        cfg = final_config(record, args, seed)
-        split = load_split(cfg.data, seed=seed)
-        print(f"seed {seed}: training on {len(split.x_train)} images, {cfg.train.epochs} epochs ...", flush=True)
-        fitted = fit(cfg, split=split, log=lambda line: print(line, flush=True), log_every=args.log_every)
-        r = fitted.result
-        if r.diverged:
-            raise UserError(f"seed {seed} diverged at epoch {r.epochs}; nothing saved")
-        print(f"seed {seed}: test accuracy {r.test_accuracy:.4f} ({r.seconds:.0f} s)", flush=True)
-        n_train = len(split.x_train)
-        runs.append({"seed": seed, "test_accuracy": r.test_accuracy, "seconds": r.seconds, "epochs": r.epochs})
-        if i == 0:
-            shipped, cfg0 = PixelNet.of(fitted.model.cpu(), fitted.normalizer), cfg
-            x_test, y_test = split.x_test, split.y_test
-    assert shipped is not None and cfg0 is not None
+    cfgs = [final_config(record, args, seed) for seed in args.seeds]
+    split = load_split(cfgs[0].data, seed=args.seeds[0])
+    x_test, y_test, n_train = split.x_test, split.y_test, len(split.x_train)
+    print(f"training {len(cfgs)} seed(s) on {n_train} images, {cfgs[0].train.epochs} epochs each ...", flush=True)
+    for cfg, (result, state, normalizer) in zip(cfgs, _train_all(cfgs, args), strict=True):
+        seed = cfg.train.seed
+        if result.diverged:
+            raise UserError(f"seed {seed} diverged at epoch {result.epochs}; nothing saved")
+        print(f"seed {seed}: test accuracy {result.test_accuracy:.4f} ({result.seconds:.0f} s)", flush=True)
+        runs.append(
+            {"seed": seed, "test_accuracy": result.test_accuracy, "seconds": result.seconds, "epochs": result.epochs}
+        )
+        if shipped is None:
+            net = FCNet(cfg.model)
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+            shipped, cfg0, device, precision = PixelNet.of(net, normalizer), cfg, result.device, result.precision
+    assert shipped is not None
     accs = [r["test_accuracy"] for r in runs]
     meta = {
         "config": cfg0.to_dict(),
@@ -143,8 +175,8 @@ def run(args: argparse.Namespace) -> int:
         "seeds": runs,
         "test_accuracy_mean": statistics.fmean(accs),
         "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-        "device": str(fitted.result.device),
-        "precision": fitted.result.precision,
+        "device": device,
+        "precision": precision,
         "hardware": hardware(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -20,7 +20,7 @@ def final_dir(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     r = run_cli(
         "final", "--storage", "sqlite:///s.db", "--study-name", "acc", "--seeds", "3,4",
-        "--epochs", "1", "--train-size", "1000", "--out", "out", cwd=d,
+        "--epochs", "1", "--train-size", "1000", "--jobs", "2", "--out", "out", cwd=d,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     return d, json.loads(r.stdout.strip().splitlines()[-1])
