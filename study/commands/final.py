@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         "device": device,
         "precision": precision,
         "hardware": hardware(),
+        "parallel_jobs": min(args.jobs, len(args.seeds)),  # seeds trained at once: their seconds share the CPU
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     stem.parent.mkdir(parents=True, exist_ok=True)
