@@ -39,8 +39,9 @@ from study.storage import load_study, open_storage
 ONNX_ATOL = 1e-3  # max |logit difference| allowed between onnxruntime and PyTorch (fp32 both)
 
 EXAMPLE = """examples:
-  mnist-study final --study-name accuracy --seeds 0,1,2 --out models/
-  mnist-study final --study-name accuracy --epochs 30 --device cpu --out models/   # shorter than the trial's run"""
+  mnist-study final --study-name accuracy --storage sqlite:///studies/accuracy.db \\
+      --seeds 0,1,2 --epochs 60 --jobs 3 --device cpu --out models/    # the shipped model
+  mnist-study final --study-name mine --storage sqlite:///mine.db --seeds 0 --out /tmp/m/"""
 
 
 def _seeds(text: str) -> list[int]:
