@@ -1,0 +1,43 @@
+"""Seconds per training epoch of the shipped accuracy model's config: fp32 vs bf16, side by side.
+
+Usage: .venv/bin/python bench/accuracy_epoch.py [--model models/accuracy.json] [--epochs 1] [--threads N]
+
+Trains the saved config on all 60,000 images for a few epochs in each precision (same seed) and
+prints s/epoch and the bf16/fp32 ratio. Run it under `flock /tmp/mnist-heavy.lock` on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import torch
+
+from mnist_fc.config import RunConfig
+from mnist_fc.data import load_split
+from mnist_fc.export import load_meta
+from mnist_fc.minibatch import fit
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="models/accuracy.json")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = RunConfig.from_dict(load_meta(args.model)["config"])
+    split = load_split(cfg.data, seed=0)
+    times = {}
+    for precision in ("fp32", "bf16"):
+        c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=args.epochs, precision=precision))
+        r = fit(c, split=split).result
+        times[precision] = r.seconds / r.epochs
+        n, threads = len(split.x_train), torch.get_num_threads()
+        print(f"{precision}: {times[precision]:.2f} s/epoch ({n} images, {threads} threads)", flush=True)
+    print(f"bf16 / fp32 time ratio: {times['bf16'] / times['fp32']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
