@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +120,30 @@ def evaluate(
     return float(loss_sum) / n, float(correct) / n
 
 
+def prepare(cfg: RunConfig, split: Split | None) -> tuple[torch.device, str, DeviceData]:
+    """Validate `cfg`, resolve device and precision, and put the normalised data on the device once."""
+    validate(cfg)
+    device = resolve_device(cfg.train.device)
+    precision = resolve_precision(cfg.train.precision, device)
+    if split is None:
+        split = load_split(cfg.data, seed=cfg.train.seed)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    data = to_device(split, fit_normalizer(cfg.data.normalization, split.x_train), device, dtype)
+    return device, precision, data
+
+
+@contextlib.contextmanager
+def determinism(enabled: bool) -> Iterator[None]:
+    """torch deterministic algorithms inside the block (when asked), the caller's setting restored after."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    if enabled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
 def train(
     cfg: RunConfig,
     *,
@@ -139,21 +163,100 @@ def train(
         from mnist_fc.minibatch import train_minibatch
 
         return train_minibatch(cfg, split=split, on_eval=on_eval, log=log, log_every=log_every)
-    device = resolve_device(cfg.train.device)
-    precision = resolve_precision(cfg.train.precision, device)
-    if split is None:
-        split = load_split(cfg.data, seed=cfg.train.seed)
+    device, precision, data = prepare(cfg, split)
     torch.manual_seed(cfg.train.seed)
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    data = to_device(split, fit_normalizer(cfg.data.normalization, split.x_train), device, dtype)
-    ctx = torch.use_deterministic_algorithms if cfg.train.deterministic else None
-    previous = torch.are_deterministic_algorithms_enabled()
-    if ctx is not None:
-        ctx(True, warn_only=True)
-    try:
+    with determinism(cfg.train.deterministic):
         return _fit(cfg, data, device, precision, on_eval, log, log_every)
-    finally:
-        torch.use_deterministic_algorithms(previous)
+
+
+def enable_tf32(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 on CUDA uses TF32 tensor cores
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class RunState:
+    """One model's optimiser and bookkeeping: per-epoch metrics in device tensors, checks every K epochs.
+
+    Shared by `train()` and `mnist_fc.batched`, so a trial trained in a batch keeps exactly the
+    same curves, divergence rule and early-stop protocol as one trained alone.
+    """
+
+    def __init__(self, cfg: RunConfig, device: torch.device, on_eval: EvalCallback | None) -> None:
+        t = cfg.train
+        self.cfg = cfg
+        self.on_eval = on_eval
+        self.model = build_model(cfg.model, seed=t.seed).to(device)
+        self.model.train()
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+        self.losses = torch.full((t.epochs,), float("nan"), device=device)
+        self.correct = torch.zeros((t.epochs,), device=device, dtype=torch.int64)
+        self.curves = Curves()
+        self.diverged = self.stopped = False
+        self.epochs_run = 0
+        self.val_loss = self.val_acc = float("nan")
+
+    @property
+    def done(self) -> bool:
+        return self.diverged or self.stopped or self.epochs_run >= self.cfg.train.epochs
+
+    def record(self, epoch: int, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Store this epoch's loss and correct count on the device: no host sync."""
+        self.losses[epoch - 1] = loss.detach()
+        self.correct[epoch - 1] = (logits.detach().argmax(1) == y).sum()
+        self.epochs_run = epoch
+
+    def check(self, epoch: int, data: DeviceData, precision: str) -> None:
+        """Every `eval_every` epochs (and at the end): divergence check, validation metrics, callback."""
+        t = self.cfg.train
+        if epoch % t.eval_every and epoch != t.epochs:
+            return
+        if not math.isfinite(float(self.losses[epoch - 1])):  # the one host sync per K epochs
+            self.diverged = True
+            return
+        self.val_loss, self.val_acc = evaluate(self.model, data.x_val, data.y_val, precision=precision)
+        self.curves.eval_epochs.append(epoch)
+        self.curves.val_loss.append(self.val_loss)
+        self.curves.val_accuracy.append(self.val_acc)
+        if not math.isfinite(self.val_loss):
+            self.diverged = True
+            return
+        metrics = {"val_accuracy": self.val_acc, "val_loss": self.val_loss, "train_loss": float(self.losses[epoch - 1])}
+        if self.on_eval is not None and self.on_eval(epoch, metrics):
+            self.stopped = True
+
+    def result(self, data: DeviceData, device: torch.device, precision: str, seconds: float) -> TrainResult:
+        n = len(data.x_train)
+        curves = self.curves
+        curves.train_loss = self.losses[: self.epochs_run].double().cpu().tolist()
+        curves.train_accuracy = (self.correct[: self.epochs_run].double() / n).cpu().tolist()
+        if self.diverged:
+            test_acc = float("nan")
+            train_loss, train_acc = float("nan"), curves.train_accuracy[-1] if curves.train_accuracy else float("nan")
+        else:
+            # Final metrics of the trained weights (the curves hold pre-step values of each epoch).
+            train_loss, train_acc = evaluate(self.model, data.x_train, data.y_train, precision=precision)
+            _, test_acc = evaluate(self.model, data.x_test, data.y_test, precision=precision)
+        return TrainResult(
+            config=self.cfg.to_dict(),
+            train_loss=train_loss,
+            train_accuracy=train_acc,
+            val_loss=self.val_loss,
+            val_accuracy=self.val_acc if not self.diverged else float("nan"),
+            test_accuracy=test_acc,
+            epochs=self.epochs_run,
+            seconds=seconds,
+            device=str(device),
+            precision=precision,
+            diverged=self.diverged,
+            stopped_early=self.stopped,
+            curves=curves,
+        )
 
 
 def _fit(
@@ -165,79 +268,25 @@ def _fit(
     log: Callable[[str], None] | None,
     log_every: int,
 ) -> TrainResult:
-    t = cfg.train
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 on CUDA uses TF32 tensor cores
-        torch.backends.cudnn.allow_tf32 = True
-    model = build_model(cfg.model, seed=t.seed).to(device)
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    enable_tf32(device)
+    run = RunState(cfg, device, on_eval)
+    model, opt = run.model, run.opt
     x, y = data.x_train, data.y_train
     n = len(x)
-    losses = torch.full((t.epochs,), float("nan"), device=device)
-    correct = torch.zeros((t.epochs,), device=device, dtype=torch.int64)
-    curves = Curves()
-    diverged = stopped = False
-    epochs_run = 0
-    val_loss = val_acc = float("nan")
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    sync()
+    sync(device)
     start = time.perf_counter()
-    for epoch in range(1, t.epochs + 1):
+    for epoch in range(1, cfg.train.epochs + 1):
         with _autocast(device, precision):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses[epoch - 1] = loss.detach()
-        correct[epoch - 1] = (logits.detach().argmax(1) == y).sum()
-        epochs_run = epoch
+        run.record(epoch, loss, logits, y)
         if log is not None and log_every and (epoch == 1 or epoch % log_every == 0):
-            log(f"Epoch {epoch}, Loss {float(losses[epoch - 1]):.6f}, Acc {float(correct[epoch - 1]) / n:.4f}")
-        if epoch % t.eval_every == 0 or epoch == t.epochs:
-            if not math.isfinite(float(losses[epoch - 1])):  # the one host sync per K epochs
-                diverged = True
-                break
-            val_loss, val_acc = evaluate(model, data.x_val, data.y_val, precision=precision)
-            curves.eval_epochs.append(epoch)
-            curves.val_loss.append(val_loss)
-            curves.val_accuracy.append(val_acc)
-            if not math.isfinite(val_loss):
-                diverged = True
-                break
-            if on_eval is not None and on_eval(
-                epoch, {"val_accuracy": val_acc, "val_loss": val_loss, "train_loss": float(losses[epoch - 1])}
-            ):
-                stopped = True
-                break
-    sync()
-    seconds = time.perf_counter() - start
-    curves.train_loss = losses[:epochs_run].double().cpu().tolist()
-    curves.train_accuracy = (correct[:epochs_run].double() / n).cpu().tolist()
-    if diverged:
-        test_acc = float("nan")
-        train_loss, train_acc = float("nan"), curves.train_accuracy[-1] if curves.train_accuracy else float("nan")
-    else:
-        # Final metrics of the trained weights (the curves hold pre-step values of each epoch).
-        train_loss, train_acc = evaluate(model, x, y, precision=precision)
-        _, test_acc = evaluate(model, data.x_test, data.y_test, precision=precision)
-    return TrainResult(
-        config=cfg.to_dict(),
-        train_loss=train_loss,
-        train_accuracy=train_acc,
-        val_loss=val_loss,
-        val_accuracy=val_acc if not diverged else float("nan"),
-        test_accuracy=test_acc,
-        epochs=epochs_run,
-        seconds=seconds,
-        device=str(device),
-        precision=precision,
-        diverged=diverged,
-        stopped_early=stopped,
-        curves=curves,
-    )
+            log(f"Epoch {epoch}, Loss {float(run.losses[epoch - 1]):.6f}, Acc {float(run.correct[epoch - 1]) / n:.4f}")
+        run.check(epoch, data, precision)
+        if run.diverged or run.stopped:
+            break
+    sync(device)
+    return run.result(data, device, precision, time.perf_counter() - start)

@@ -1,0 +1,66 @@
+"""Batched training must give each member the result it would get trained alone."""
+
+import dataclasses
+import math
+
+import pytest
+
+from mnist_fc.batched import batch_key, group_by_key, train_batched
+from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from mnist_fc.trainer import train
+
+BASE = RunConfig(data=DataConfig(train_size=2000), train=TrainConfig(device="cpu", epochs=20, eval_every=10))
+
+
+def _member(h1: int, h2: int, *, lr: float, **model) -> RunConfig:
+    return dataclasses.replace(
+        BASE,
+        model=ModelConfig(n_units_l1=h1, n_units_l2=h2, **model),
+        train=dataclasses.replace(BASE.train, lr=lr),
+    )
+
+
+# Different widths, activations, BatchNorm, init and learning rates: all in one batch.
+MEMBERS = [
+    _member(100, 30, lr=0.1),
+    _member(17, 9, lr=1.0, batchnorm=True),
+    _member(64, 50, lr=0.3, activation="tanh", init_distribution="uniform", fan_in_scaling=True),
+]
+
+
+def test_batched_equals_alone(small_split):
+    alone = [train(cfg, split=small_split) for cfg in MEMBERS]
+    batched = train_batched(MEMBERS, split=small_split)
+    for a, b in zip(alone, batched, strict=True):
+        assert b.epochs == a.epochs == 20 and b.curves.eval_epochs == a.curves.eval_epochs
+        assert b.curves.train_loss == pytest.approx(a.curves.train_loss, rel=1e-4, abs=1e-5)
+        assert b.curves.train_accuracy == pytest.approx(a.curves.train_accuracy, abs=1e-3)
+        assert b.curves.val_loss == pytest.approx(a.curves.val_loss, rel=1e-4, abs=1e-5)
+        assert b.val_accuracy == pytest.approx(a.val_accuracy, abs=1e-3)
+        assert b.test_accuracy == pytest.approx(a.test_accuracy, abs=1e-3)
+        assert b.config == a.config
+    # the members really differ from each other (a batch that trained one model k times would fail here)
+    assert len({tuple(r.curves.train_loss) for r in batched}) == len(MEMBERS)
+
+
+def test_member_leaves_batch_on_divergence_or_stop(small_split):
+    blowup = _member(32, 16, lr=1e6, activation="relu", init_std=1.0)
+    cfgs = [MEMBERS[0], blowup, MEMBERS[1]]
+    seen: list[int] = []
+    results = train_batched(
+        cfgs, split=small_split, on_eval=[None, None, lambda epoch, m: seen.append(epoch) or epoch >= 10]
+    )
+    assert results[1].diverged and results[1].epochs < 20 and math.isnan(results[1].test_accuracy)
+    assert results[2].stopped_early and results[2].epochs == 10 and seen == [10]
+    assert results[0].epochs == 20 and not results[0].diverged
+    alone = train(MEMBERS[0], split=small_split)  # the survivor is unaffected by its neighbours
+    assert results[0].curves.train_loss == pytest.approx(alone.curves.train_loss, rel=1e-4, abs=1e-5)
+
+
+def test_grouping_rules():
+    other_data = dataclasses.replace(MEMBERS[0], data=dataclasses.replace(BASE.data, normalization="unit"))
+    dropout = dataclasses.replace(MEMBERS[0], model=ModelConfig(dropout=0.2))
+    assert batch_key(dropout) is None  # dropout's RNG stream depends on the batch: trains alone
+    assert group_by_key([MEMBERS[0], other_data, MEMBERS[1], dropout]) == [[0, 2], [1], [3]]
+    with pytest.raises(ValueError, match="common batch key"):
+        train_batched([MEMBERS[0], other_data])
