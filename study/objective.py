@@ -9,7 +9,7 @@ import optuna
 
 from mnist_fc.config import RunConfig
 from mnist_fc.data import Split
-from mnist_fc.trainer import TrainResult, train
+from mnist_fc.trainer import EvalCallback, TrainResult, train
 from study.curves import CurveStore
 from study.spaces import Space
 
@@ -48,7 +48,10 @@ class Objective:
     """Callable for `study.optimize`: maximise validation accuracy.
 
     Diverged trials (NaN/inf loss) have no accuracy: they end PRUNED with diverged=True, so
-    samplers learn to avoid them and no made-up value enters the analysis.
+    samplers learn to avoid them and no made-up value enters the analysis. With `pruning`, the
+    study's pruner may also stop a trial at a report (it then ends PRUNED at that epoch).
+    The three steps (`sample`, `on_eval`, `finish`) are public so that ask-and-tell loops
+    (study.batched_run) treat a trial exactly as `__call__` does.
     """
 
     space: Space
@@ -57,17 +60,23 @@ class Objective:
     curves: CurveStore
     pruning: bool = False
 
-    def __call__(self, trial: optuna.Trial) -> float:
-        cfg = self.space(trial, self.base)
+    def sample(self, trial: optuna.Trial) -> RunConfig:
+        return self.space(trial, self.base)
+
+    def on_eval(self, trial: optuna.Trial, cfg: RunConfig) -> EvalCallback:
+        """Report validation accuracy every `report_every` epochs; ask the pruner when pruning."""
         every = report_every(cfg.train.epochs, cfg.train.eval_every)
 
-        def on_eval(epoch: int, metrics: dict[str, float]) -> bool:
+        def callback(epoch: int, metrics: dict[str, float]) -> bool:
             if epoch % every and epoch != cfg.train.epochs:
                 return False
             trial.report(metrics["val_accuracy"], epoch)
             return self.pruning and trial.should_prune()
 
-        result = train(cfg, split=self.split, on_eval=on_eval)
+        return callback
+
+    def finish(self, trial: optuna.Trial, result: TrainResult) -> float:
+        """Store results and curves (one row); return the value, or raise TrialPruned."""
         store_result(trial, result)
         self.curves.save(
             trial_id=trial._trial_id, study_name=trial.study.study_name, trial_number=trial.number, curves=result.curves
@@ -77,3 +86,8 @@ class Objective:
         if result.stopped_early:
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
         return result.val_accuracy
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        cfg = self.sample(trial)
+        result = train(cfg, split=self.split, on_eval=self.on_eval(trial, cfg))
+        return self.finish(trial, result)
