@@ -1,0 +1,108 @@
+"""Pruners, parallel workers on one SQLite study, and batched trials through the real CLI."""
+
+import multiprocessing
+import sqlite3
+
+import optuna
+import pytest
+
+from study.pruners import make_pruner
+from study.storage import open_storage
+
+TINY = ("--epochs", "10", "--eval-every", "5", "--train-size", "500", "--device", "cpu", "--no-progress")
+
+
+def _trials(db):
+    storage = open_storage(f"sqlite:///{db}", create=False)
+    return optuna.load_study(study_name="article", storage=storage).trials
+
+
+def _curve_rows(db) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT COUNT(*) FROM mnist_study_curves").fetchone()[0]
+
+
+def test_median_pruner_spares_slow_starts_until_warmup(tmp_path):
+    """A trial still on the plateau is not judged in the first half of the epochs, then it is."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'p.db'}")
+    study = optuna.create_study(
+        storage=storage, direction="maximize", pruner=make_pruner("median", epochs=100, report_every=10)
+    )
+    for _ in range(5):  # fast learners, complete
+        t = study.ask()
+        for step in range(10, 101, 10):
+            t.report(0.9, step)
+        study.tell(t, 0.9)
+    slow = study.ask()
+    verdicts = {}
+    for step in range(10, 101, 10):
+        slow.report(0.1, step)  # the ln(10) plateau: 10% accuracy
+        verdicts[step] = slow.should_prune()
+    assert not any(verdicts[s] for s in (10, 20, 30, 40))
+    assert verdicts[50] or verdicts[60]
+    assert isinstance(make_pruner("none", epochs=100, report_every=10), optuna.pruners.NopPruner)
+    with pytest.raises(ValueError, match="unknown pruner"):
+        make_pruner("asha", epochs=100, report_every=10)
+
+
+def _hammer(url: str, worker: int, n: int) -> None:
+    storage = open_storage(url)
+    study = optuna.load_study(study_name="hammer", storage=storage)
+    for i in range(n):
+        t = study.ask()
+        for step in range(5):
+            t.report(worker + i + step, step)
+        t.set_user_attr("worker", worker)
+        study.tell(t, float(i))
+
+
+def test_parallel_writers_share_one_sqlite_study(tmp_path):
+    """Two processes writing as fast as they can: the busy timeout + WAL make them wait, not fail."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    optuna.create_study(study_name="hammer", storage=open_storage(url))
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(url, w, 25)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    trials = optuna.load_study(study_name="hammer", storage=open_storage(url)).trials
+    assert len(trials) == 50 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert all(len(t.intermediate_values) == 5 for t in trials)
+
+
+def test_run_with_two_jobs_and_a_pruner(cli, tmp_path):
+    db = tmp_path / "s.db"
+    r = cli("run", "--storage", f"sqlite:///{db}", "--trials", "4", "--jobs", "2", "--pruner", "hyperband", *TINY)
+    assert r.returncode == 0, r.stderr
+    assert "locked" not in r.stderr and "Traceback" not in r.stderr
+    trials = _trials(db)
+    assert len(trials) == 4
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+    assert _curve_rows(db) == 4
+
+
+def test_batched_trials_equal_sequential_trials(cli, tmp_path):
+    """Same seed: the batched study stores the same trials, values and curves as the one-by-one study."""
+    seq, bat = tmp_path / "seq.db", tmp_path / "bat.db"
+    for db, k in ((seq, "1"), (bat, "3")):
+        r = cli("run", "--storage", f"sqlite:///{db}", "--trials", "3", "--batch-trials", k, *TINY)
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+    a, b = _trials(seq), _trials(bat)
+    assert [t.params for t in a] == [t.params for t in b]
+    assert [t.state for t in a] == [t.state for t in b]
+    for ta, tb in zip(a, b, strict=True):
+        assert tb.intermediate_values.keys() == ta.intermediate_values.keys()
+        if ta.value is not None:
+            assert tb.value == pytest.approx(ta.value, abs=2e-3)
+        assert tb.user_attrs["epochs"] == ta.user_attrs["epochs"]
+    assert _curve_rows(bat) == 3
+
+
+def test_bad_pruner_and_jobs_are_one_line_errors(cli, tmp_path):
+    for args in (("--pruner", "asha"), ("--jobs", "0"), ("--batch-trials", "-1")):
+        r = cli("run", "--storage", f"sqlite:///{tmp_path / 'x.db'}", *args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "x.db").exists()
