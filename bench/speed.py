@@ -274,6 +274,20 @@ def bench_overhead(split: Split, *, epochs: int, trials: int) -> dict:
 # ---------------------------------------------------------------- study ----------------------------------------
 
 
+# --jobs 2 as Optuna's n_jobs=2 THREADS in one process (one torch thread each), for comparison with
+# the CLI's worker processes: the same `run` command with study.optimize patched to n_jobs=2.
+THREADS_VARIANT = """
+import sys, optuna, torch
+from study.cli import build_parser
+optimize = optuna.Study.optimize
+optuna.Study.optimize = lambda self, *a, **kw: optimize(self, *a, **{**kw, "n_jobs": 2})
+torch.set_num_threads(1)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+args = build_parser().parse_args(sys.argv[1:])
+sys.exit(args.func(args))
+"""
+
+
 def bench_study(*, trials: int, epochs: int, train_size: int) -> list[dict]:
     import optuna
 
@@ -283,14 +297,18 @@ def bench_study(*, trials: int, epochs: int, train_size: int) -> list[dict]:
         "no pruner": [],
         "--pruner median": ["--pruner", "median"],
         "--pruner hyperband": ["--pruner", "hyperband"],
-        "--jobs 2": ["--jobs", "2"],
+        "--jobs 2 (processes)": ["--jobs", "2"],
+        "n_jobs=2 threads (not a CLI flag)": ["THREADS"],
         "--batch-trials 4": ["--batch-trials", "4"],
     }
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, extra in variants.items():
             db = Path(tmp) / f"{len(rows)}.db"
-            cmd = [sys.executable, "-m", "study", "run", "--storage", f"sqlite:///{db}", "--trials", str(trials)]
+            threads = extra == ["THREADS"]
+            launcher = ["-c", THREADS_VARIANT] if threads else ["-m", "study"]
+            extra = [] if threads else extra
+            cmd = [sys.executable, *launcher, "run", "--storage", f"sqlite:///{db}", "--trials", str(trials)]
             cmd += ["--epochs", str(epochs), "--train-size", str(train_size), "--device", "cpu", "--no-progress"]
             t0 = time.perf_counter()
             r = subprocess.run([*cmd, *extra], cwd=REPO, capture_output=True, text=True, check=False)
