@@ -74,13 +74,27 @@ def test_parallel_writers_share_one_sqlite_study(tmp_path):
 
 def test_run_with_two_jobs_and_a_pruner(cli, tmp_path):
     db = tmp_path / "s.db"
-    r = cli("run", "--storage", f"sqlite:///{db}", "--trials", "4", "--jobs", "2", "--pruner", "hyperband", *TINY)
+    r = cli(
+        "run",
+        "--storage",
+        f"sqlite:///{db}",
+        "--trials",
+        "4",
+        "--jobs",
+        "2",
+        "--pruner",
+        "hyperband",
+        "--precision",
+        "bf16",
+        *TINY,
+    )
     assert r.returncode == 0, r.stderr
     assert "locked" not in r.stderr and "Traceback" not in r.stderr
     trials = _trials(db)
     assert len(trials) == 4
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
     assert _curve_rows(db) == 4
+    assert {t.user_attrs["precision"] for t in trials} == {"bf16"}  # --precision reaches every worker's trainer
 
 
 def test_batched_trials_equal_sequential_trials(cli, tmp_path):
