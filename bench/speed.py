@@ -226,7 +226,7 @@ def bench_overhead(split: Split, *, epochs: int, trials: int) -> dict:
     from study import objective as objective_mod
     from study.storage import curve_store, open_storage
 
-    spent = dict.fromkeys(("record", "check", "result", "finish", "prepare", "total_train"), 0.0)
+    spent = dict.fromkeys(("record", "check", "evaluate", "result", "finish", "prepare", "total_train"), 0.0)
 
     def timed(owner: object, attr: str, key: str) -> None:
         original = getattr(owner, attr)
@@ -242,6 +242,7 @@ def bench_overhead(split: Split, *, epochs: int, trials: int) -> dict:
 
     timed(trainer_mod.RunState, "record", "record")  # per-epoch loss + argmax into device tensors
     timed(trainer_mod.RunState, "check", "check")  # every K: divergence check, validation, trial.report
+    timed(trainer_mod, "evaluate", "evaluate")  # the forward passes on val/train/test inside check and result
     timed(trainer_mod.RunState, "result", "result")  # curves to host, final train/test metrics
     timed(objective_mod.Objective, "finish", "finish")  # user attrs + one curve row in SQLite
     timed(objective_mod, "train", "total_train")  # whole train() call
@@ -401,7 +402,9 @@ def main() -> None:
         print(f"trial time {r['trial_seconds']:.2f} s; bookkeeping (metrics + storage) {share:.2f}%")
         for key, v in r["parts_share"].items():
             print(f"  {key:8s} {100 * v:6.2f}%")
-        print(f"  Optuna + sampler outside train(): {100 * r['optuna_and_sampler_share']:.2f}%\n", flush=True)
+        print(f"  Optuna + sampler outside train(): {100 * r['optuna_and_sampler_share']:.2f}%")
+        print("  (record, check, result, finish make up the bookkeeping; evaluate is the part of check and result")
+        print("   spent in validation/final forward passes; prepare = data normalisation, kept apart)\n", flush=True)
     if "study" in sections:
         trials, epochs, size = (3, 5, 300) if q else (16, 100, 5000)
         print(f"## fixed small study: article space, {trials} trials, {epochs} epochs, train size {size}", flush=True)
