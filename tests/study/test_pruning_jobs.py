@@ -22,6 +22,7 @@ def _curve_rows(db) -> int:
         return conn.execute("SELECT COUNT(*) FROM mnist_study_curves").fetchone()[0]
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell on the heartbeat storage: no worker here
 def test_median_pruner_spares_slow_starts_until_warmup(tmp_path):
     """A trial still on the plateau is not judged in the first half of the epochs, then it is."""
     storage = open_storage(f"sqlite:///{tmp_path / 'p.db'}")
