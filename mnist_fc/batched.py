@@ -10,7 +10,8 @@ and the trials' gradients never mix: the summed loss has disjoint parameter sets
 
 What must match for trials to share a batch (see `batch_key`): the data (source, size,
 normalisation — the input tensor itself), epochs, eval-every, device, precision and determinism.
-Dropout draws from the global RNG in an order that depends on the batch, so such trials train alone.
+Dropout draws from the global RNG in an order that depends on the batch, so such trials train alone,
+as do configs that need the minibatch loop (mnist_fc/minibatch.py).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from mnist_fc.trainer import (
 
 def batch_key(cfg: RunConfig) -> Hashable | None:
     """Trials with equal keys can train in one batch; None = this trial must train alone."""
-    if cfg.model.dropout > 0:
+    if cfg.model.dropout > 0 or cfg.train.uses_minibatch_loop():
         return None
     t = cfg.train
     return (cfg.data, t.epochs, t.eval_every, t.device, t.precision, t.deterministic, t.seed)

@@ -61,6 +61,8 @@ def test_grouping_rules():
     other_data = dataclasses.replace(MEMBERS[0], data=dataclasses.replace(BASE.data, normalization="unit"))
     dropout = dataclasses.replace(MEMBERS[0], model=ModelConfig(dropout=0.2))
     assert batch_key(dropout) is None  # dropout's RNG stream depends on the batch: trains alone
+    minibatch = dataclasses.replace(MEMBERS[0], train=dataclasses.replace(BASE.train, batch_size=128))
+    assert batch_key(minibatch) is None  # the minibatch loop is a different trainer
     assert group_by_key([MEMBERS[0], other_data, MEMBERS[1], dropout]) == [[0, 2], [1], [3]]
     with pytest.raises(ValueError, match="common batch key"):
         train_batched([MEMBERS[0], other_data])
