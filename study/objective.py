@@ -7,8 +7,13 @@ from dataclasses import dataclass
 
 import optuna
 
+import torch
+
 from mnist_fc.config import RunConfig
 from mnist_fc.data import Split
+from mnist_fc.measures import SATURATION_BATCH, run_measures, saturation_at_init
+from mnist_fc.model import build_model
+from mnist_fc.normalize import fit_normalizer
 from mnist_fc.trainer import TrainResult, train
 from study.curves import CurveStore
 from study.spaces import Space
@@ -43,6 +48,27 @@ def store_result(trial: optuna.Trial, result: TrainResult) -> None:
     trial.set_user_attr("config", result.config)
 
 
+def initial_saturation(cfg: RunConfig, split: Split) -> list[float]:
+    """Saturation per hidden layer of the trial's initial weights (same seed as the trainer) on a fixed batch:
+    the first SATURATION_BATCH images of the normalised training subsample."""
+    x = fit_normalizer(cfg.data.normalization, split.x_train)(split.x_train[:SATURATION_BATCH])
+    return saturation_at_init(build_model(cfg.model, seed=cfg.train.seed), torch.from_numpy(x))
+
+
+def store_measures(trial: optuna.Trial, cfg: RunConfig, result: TrainResult, saturation: list[float]) -> None:
+    """The article's per-trial measures (mnist_fc.measures), stored once as user attributes."""
+    c = result.curves
+    measures = run_measures(
+        train_loss=c.train_loss,
+        eval_epochs=c.eval_epochs,
+        val_accuracy=c.val_accuracy,
+        saturation_by_layer=saturation,
+        layer_sizes=(cfg.model.n_units_l1, cfg.model.n_units_l2),
+    )
+    for key, value in measures.to_dict().items():
+        trial.set_user_attr(key, value)
+
+
 @dataclass
 class Objective:
     """Callable for `study.optimize`: maximise validation accuracy.
@@ -67,8 +93,10 @@ class Objective:
             trial.report(metrics["val_accuracy"], epoch)
             return self.pruning and trial.should_prune()
 
+        saturation = initial_saturation(cfg, self.split)
         result = train(cfg, split=self.split, on_eval=on_eval)
         store_result(trial, result)
+        store_measures(trial, cfg, result, saturation)
         self.curves.save(
             trial_id=trial._trial_id, study_name=trial.study.study_name, trial_number=trial.number, curves=result.curves
         )
