@@ -60,7 +60,7 @@ def plateau_length(train_loss: Sequence[float], *, delta: float = PLATEAU_DELTA)
 def oscillation(train_loss: Sequence[float], *, tail: float = OSCILLATION_TAIL) -> float | None:
     """Detrended relative std of the last `tail` of the curve; None if it is too short or not finite."""
     loss = np.asarray(train_loss, dtype=np.float64)
-    n = max(int(round(loss.size * tail)), OSCILLATION_MIN_POINTS)
+    n = max(round(loss.size * tail), OSCILLATION_MIN_POINTS)
     window = loss[-n:]
     if window.size < OSCILLATION_MIN_POINTS or not np.all(np.isfinite(window)):
         return None

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import optuna
-
 import torch
 
 from mnist_fc.config import RunConfig
