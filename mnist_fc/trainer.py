@@ -144,6 +144,9 @@ def train(
     if split is None:
         split = load_split(cfg.data, seed=cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
+    # Saturated sigmoids and tiny learning rates produce denormal floats, which x86 CPUs compute
+    # ~4x slower (measured: a 683-unit net, 29 s -> 8 s for 40 epochs); flushing values below ~1e-38 to 0.
+    torch.set_flush_denormal(True)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     data = to_device(split, fit_normalizer(cfg.data.normalization, split.x_train), device, dtype)
     ctx = torch.use_deterministic_algorithms if cfg.train.deterministic else None

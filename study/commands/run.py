@@ -54,9 +54,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:
+def _sampler(name: str, *, seed: int, n_stored: int) -> optuna.samplers.BaseSampler:
+    """TPE, or random sampling whose seed moves on by the trials already stored, so that extending a
+    random study draws new configurations instead of repeating the first run's."""
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed + n_stored)
     return optuna.samplers.TPESampler(seed=seed)
 
 
@@ -80,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
         study_name=args.study_name,
         storage=storage,
         direction="maximize",
-        sampler=_sampler(args.sampler, seed=args.seed),
         load_if_exists=True,
     )
+    study.sampler = _sampler(args.sampler, seed=args.seed, n_stored=len(study.trials))
     _check_study_space(study, args.space)
     objective = Objective(space=SPACES[args.space], base=base, split=split, curves=curve_store(storage))
     print(
