@@ -14,11 +14,12 @@ from plotly.subplots import make_subplots
 
 from mnist_fc.trainer import Curves
 
-# Buckets for grouping curves by a numeric factor: left-closed edges spanning the article space.
+# Buckets for grouping curves by a numeric factor: left-closed edges spanning the article space
+# (the last bucket also holds its upper edge).
 BUCKETS: dict[str, tuple[float, ...]] = {
-    "init_std": (1e-3, 1e-2, 5e-2, 2e-1, 1.0 + 1e-9),
-    "n_units_l1": (16, 64, 256, 1024 + 1),
-    "lr": (1e-3, 1e-2, 1e-1, 1.0, 10.0 + 1e-9),
+    "init_std": (1e-3, 1e-2, 5e-2, 2e-1, 1.0),
+    "n_units_l1": (16, 64, 256, 1024),
+    "lr": (1e-3, 1e-2, 1e-1, 1.0, 10.0),
 }
 CURVE_FACTORS = ("init_std", "n_units_l1", "normalization", "lr", "batchnorm")
 QUANTILES = (0.25, 0.5, 0.75)  # the band is the interquartile range around the median
@@ -32,8 +33,9 @@ def bucket_labels(values: pd.Series, factor: str) -> pd.Series:
     """Bucket label of each value: numeric factors by BUCKETS edges, others by their own value."""
     if factor in BUCKETS:
         edges = BUCKETS[factor]
-        labels = [f"{_edge(lo)}–{_edge(round(hi, 6))}" for lo, hi in itertools.pairwise(edges)]
-        return pd.cut(values.astype(float), bins=list(edges), right=False, labels=labels).astype(str)
+        labels = [f"{_edge(lo)}–{_edge(hi)}" for lo, hi in itertools.pairwise(edges)]
+        bins = [*edges[:-1], edges[-1] * (1 + 1e-9)]
+        return pd.cut(values.astype(float), bins=bins, right=False, labels=labels).astype(str)
     if factor == "batchnorm":
         return values.map({True: "BN on", False: "BN off"}).astype(str)
     return values.astype(str)
