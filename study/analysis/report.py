@@ -26,6 +26,7 @@ from study.analysis.frames import attach_curves, complete, trials_frame
 from study.errors import UserError
 
 MIN_COMPLETE = 2  # Optuna's plots and importances need at least this many COMPLETE trials
+ARTICLE_PARAMS = ("n_units_l1", "init_mean", "init_std", "fan_in_scaling", "batchnorm", "normalization", "lr")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 IMAGE_SIZE = {"width": 1100, "height": 550}
 
@@ -84,6 +85,9 @@ def build_report(study: optuna.Study, curves: dict[int, Curves]) -> Report:
     n_complete = int((trials["state"] == "COMPLETE").sum()) if len(trials) else 0
     if n_complete < MIN_COMPLETE:
         raise UserError(f"study {study.study_name!r} has {n_complete} complete trials; a report needs {MIN_COMPLETE}")
+    missing = [p for p in ARTICLE_PARAMS if p not in trials.columns]
+    if missing:
+        raise UserError(f"study {study.study_name!r} lacks the article space's params ({', '.join(missing)})")
     if trials["plateau_epochs"].isna().all():
         raise UserError(f"study {study.study_name!r} has no per-trial measures (made before they existed?)")
     report = Report(study.study_name, trials, cl.evaluate_claims(trials))
