@@ -98,7 +98,8 @@ def build_report(study: optuna.Study, curves: dict[int, Curves]) -> Report:
         report.figures[name] = fig
         report.sections[name] = "The article's figures"
     for fig in report.figures.values():
-        fig.update_layout(template="plotly_white")
+        # An explicit height: in an unsized <div> the page would otherwise draw each plot 0 px tall.
+        fig.update_layout(template="plotly_white", height=IMAGE_SIZE["height"])
     return report
 
 
@@ -182,7 +183,14 @@ def render_html(report: Report) -> str:
             current = report.sections.get(name)
             parts.append(f"<h2>{html.escape(current or '')}</h2>")
         parts.append(f"<h3 id='{name}'>{html.escape(name)}</h3>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=name))
+        parts.append(
+            fig.to_html(
+                full_html=False,
+                include_plotlyjs=(i == 0),
+                div_id=name,
+                default_height=f"{IMAGE_SIZE['height']}px",  # the div: no window-high gap under each plot
+            )
+        )
     parts.append("</body></html>")
     return "\n".join(parts)
 
