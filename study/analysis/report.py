@@ -197,7 +197,10 @@ def render_html(report: Report) -> str:
 
 def write_report(report: Report, out: Path, *, images: bool = True) -> list[Path]:
     """index.html, claims.csv, claims.md and (unless images=False) every figure as PNG and SVG."""
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
     written = []
     if images:
         written += export_images(report.figures, out)  # first: a failed export leaves no half report
