@@ -125,6 +125,9 @@ def prepare(cfg: RunConfig, split: Split | None) -> tuple[torch.device, str, Dev
     validate(cfg)
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.precision, device)
+    # Saturated sigmoids and tiny learning rates produce denormal floats, which x86 CPUs compute
+    # ~4x slower (measured: a 683-unit net, 29 s -> 8 s for 40 epochs); flush values below ~1e-38 to 0.
+    torch.set_flush_denormal(True)
     if split is None:
         split = load_split(cfg.data, seed=cfg.train.seed)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32

@@ -11,10 +11,10 @@ import logging
 import os
 import sys
 
-from study.commands import best, dashboard, evaluate, final, run, train
+from study.commands import best, dashboard, evaluate, export, final, report, run, train
 from study.errors import UserError
 
-COMMANDS = (run, train, best, final, evaluate, dashboard)
+COMMANDS = (run, train, best, final, evaluate, dashboard, report, export)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -6,9 +6,13 @@ import math
 from dataclasses import dataclass
 
 import optuna
+import torch
 
 from mnist_fc.config import RunConfig
 from mnist_fc.data import Split
+from mnist_fc.measures import SATURATION_BATCH, run_measures, saturation_at_init
+from mnist_fc.model import build_model
+from mnist_fc.normalize import fit_normalizer
 from mnist_fc.trainer import EvalCallback, TrainResult, train
 from study.curves import CurveStore
 from study.spaces import Space
@@ -41,6 +45,27 @@ def store_result(trial: optuna.Trial, result: TrainResult) -> None:
     for key in RESULT_ATTRS:
         trial.set_user_attr(key, summary[key])
     trial.set_user_attr("config", result.config)
+
+
+def initial_saturation(cfg: RunConfig, split: Split) -> list[float]:
+    """Saturation per hidden layer of the trial's initial weights (same seed as the trainer) on a fixed batch:
+    the first SATURATION_BATCH images of the normalised training subsample."""
+    x = fit_normalizer(cfg.data.normalization, split.x_train)(split.x_train[:SATURATION_BATCH])
+    return saturation_at_init(build_model(cfg.model, seed=cfg.train.seed), torch.from_numpy(x))
+
+
+def store_measures(trial: optuna.Trial, cfg: RunConfig, result: TrainResult, saturation: list[float]) -> None:
+    """The article's per-trial measures (mnist_fc.measures), stored once as user attributes."""
+    c = result.curves
+    measures = run_measures(
+        train_loss=c.train_loss,
+        eval_epochs=c.eval_epochs,
+        val_accuracy=c.val_accuracy,
+        saturation_by_layer=saturation,
+        layer_sizes=(cfg.model.n_units_l1, cfg.model.n_units_l2),
+    )
+    for key, value in measures.to_dict().items():
+        trial.set_user_attr(key, value)
 
 
 @dataclass
@@ -76,8 +101,14 @@ class Objective:
         return callback
 
     def finish(self, trial: optuna.Trial, result: TrainResult) -> float:
-        """Store results and curves (one row); return the value, or raise TrialPruned."""
+        """Store results, measures and curves (one row); return the value, or raise TrialPruned.
+
+        Saturation at init is recomputed here from the config's seed (the trainer's initial
+        weights), so every path that trains a trial (alone or batched) stores the same measures.
+        """
+        cfg = RunConfig.from_dict(result.config)
         store_result(trial, result)
+        store_measures(trial, cfg, result, initial_saturation(cfg, self.split))
         self.curves.save(
             trial_id=trial._trial_id, study_name=trial.study.study_name, trial_number=trial.number, curves=result.curves
         )

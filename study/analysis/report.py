@@ -1,0 +1,210 @@
+"""Build the report of a stored study: figures, claims table, and an HTML page that opens offline.
+
+Static PNG/SVG export goes through kaleido 1.x, which drives a Chromium; on Debian the system
+`chromium` package (installed by `scripts/setup.sh --with-system-deps`) is found on PATH or via
+BROWSER_PATH. A failed export fails the report: no figure is ever silently missing.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import plotly.graph_objects as go
+
+from mnist_fc import measures as m
+from mnist_fc.trainer import Curves
+from study.analysis import claims as cl
+from study.analysis import figures as fg
+from study.analysis.frames import attach_curves, complete, trials_frame
+from study.errors import UserError
+
+MIN_COMPLETE = 2  # Optuna's plots and importances need at least this many COMPLETE trials
+ARTICLE_PARAMS = ("n_units_l1", "init_mean", "init_std", "fan_in_scaling", "batchnorm", "normalization", "lr")
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+IMAGE_SIZE = {"width": 1100, "height": 550}
+
+
+@dataclass
+class Report:
+    study_name: str
+    trials: pd.DataFrame
+    claims: pd.DataFrame
+    figures: dict[str, go.Figure] = field(default_factory=dict)  # file stem -> figure, in page order
+    sections: dict[str, str] = field(default_factory=dict)  # file stem -> section heading
+
+
+def _optuna_figures(study: optuna.Study) -> tuple[dict[str, go.Figure], dict[str, str]]:
+    figs: dict[str, go.Figure] = {}
+    sec: dict[str, str] = {}
+    v = optuna.visualization
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fanova = fg.importances(study, optuna.importance.FanovaImportanceEvaluator(seed=0))
+        ped = fg.importances(study, optuna.importance.PedAnovaImportanceEvaluator())
+        figs["optuna_history"] = v.plot_optimization_history(study)
+        figs["importance_fanova"] = fg.draw_importances(fanova, evaluator="fANOVA")
+        figs["importance_ped_anova"] = fg.draw_importances(ped, evaluator="PED-ANOVA")
+        figs["optuna_slice"] = v.plot_slice(study)
+        top2 = fg.top_params(fanova, 2)
+        figs["optuna_contour_top2"] = v.plot_contour(study, params=top2)
+        figs["optuna_contour_top2"].update_layout(
+            title=f"Contour of the top two parameters by fANOVA: {', '.join(top2)}"
+        )
+        figs["optuna_parallel"] = v.plot_parallel_coordinate(study)
+        figs["optuna_intermediate"] = v.plot_intermediate_values(study)
+    for k in figs:
+        sec[k] = "Optuna's figures"
+    return figs, sec
+
+
+def _article_figures(trials: pd.DataFrame, curves: dict[int, Curves]) -> dict[str, go.Figure]:
+    done = complete(trials)
+    have = attach_curves(done, curves)
+    figs: dict[str, go.Figure] = {}
+    for factor in fg.CURVE_FACTORS:
+        loss = fg.curve_bands(done, have, factor=factor, metric="train_loss")
+        acc = fg.curve_bands(done, have, factor=factor, metric="val_accuracy")
+        figs[f"curves_by_{factor}"] = fg.draw_curve_bands(loss, acc, factor=factor)
+    figs["plateau_vs_init_std"] = fg.draw_plateau(fg.plateau_points(done, x="init_std"), x="init_std")
+    figs["plateau_vs_hidden_size"] = fg.draw_plateau(fg.plateau_points(done, x="n_units_l1"), x="n_units_l1")
+    figs["oscillation_vs_lr"] = fg.draw_oscillation(fg.oscillation_points(done))
+    figs["batchnorm_on_off"] = fg.draw_bn(fg.bn_comparison(done))
+    return figs
+
+
+def build_report(study: optuna.Study, curves: dict[int, Curves]) -> Report:
+    """Every figure and the claims table of `study` (no file is written here)."""
+    trials = trials_frame(study)
+    n_complete = int((trials["state"] == "COMPLETE").sum()) if len(trials) else 0
+    if n_complete < MIN_COMPLETE:
+        raise UserError(f"study {study.study_name!r} has {n_complete} complete trials; a report needs {MIN_COMPLETE}")
+    missing = [p for p in ARTICLE_PARAMS if p not in trials.columns]
+    if missing:
+        raise UserError(f"study {study.study_name!r} lacks the article space's params ({', '.join(missing)})")
+    if trials["plateau_epochs"].isna().all():
+        raise UserError(f"study {study.study_name!r} has no per-trial measures (made before they existed?)")
+    report = Report(study.study_name, trials, cl.evaluate_claims(trials))
+    figs, sec = _optuna_figures(study)
+    report.figures.update(figs)
+    report.sections.update(sec)
+    for name, fig in _article_figures(trials, curves).items():
+        report.figures[name] = fig
+        report.sections[name] = "The article's figures"
+    for fig in report.figures.values():
+        # An explicit height: in an unsized <div> the page would otherwise draw each plot 0 px tall.
+        fig.update_layout(template="plotly_white", height=IMAGE_SIZE["height"])
+    return report
+
+
+def _browser() -> str | None:
+    if os.environ.get("BROWSER_PATH"):
+        return os.environ["BROWSER_PATH"]
+    return next((p for p in map(shutil.which, BROWSERS) if p), None)
+
+
+def export_images(figures: dict[str, go.Figure], out: Path, *, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Write every figure in every format with ONE kaleido session; raise UserError if any is missing."""
+    import plotly.io as pio
+
+    browser = _browser()
+    if browser is None:
+        raise UserError(
+            "cannot export PNG/SVG: no Chromium found (bash scripts/setup.sh --with-system-deps installs it, "
+            "or set BROWSER_PATH)"
+        )
+    os.environ.setdefault("BROWSER_PATH", browser)  # kaleido/choreographer read it
+    paths = [out / f"{name}.{fmt}" for name in figures for fmt in formats]
+    figs = [fig for fig in figures.values() for _ in formats]
+    try:
+        pio.write_images(figs, paths, **IMAGE_SIZE)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot export PNG/SVG with kaleido and {browser}: {reason}") from None
+    missing = [p.name for p in paths if not p.is_file() or p.stat().st_size == 0]
+    if missing:
+        raise UserError(f"figure export wrote no data for {', '.join(missing)}")
+    return paths
+
+
+def _definitions() -> str:
+    return (
+        "<ul>"
+        f"<li><b>plateau length</b>: gradient steps until the training loss first falls below "
+        f"min(initial loss, ln 10) − {m.PLATEAU_DELTA}; a run that never does is censored at the epochs run.</li>"
+        f"<li><b>saturation at init</b>: fraction of (image, hidden unit) pairs with |pre-activation| > "
+        f"{m.SATURATION_Z:g} on the first {m.SATURATION_BATCH} normalised training images, initial weights "
+        f"(BatchNorm in training mode), weighted over both hidden layers; per layer as saturation_init_l1/_l2.</li>"
+        f"<li><b>oscillation</b>: std of the training loss around its least-squares line over the last "
+        f"{m.OSCILLATION_TAIL:.0%} of the epochs, divided by the mean loss there.</li>"
+        "<li><b>epochs to 90% / 97% validation accuracy</b>: first evaluation epoch reaching it.</li>"
+        "</ul>"
+        f"<p>Verdicts: <b>supported</b> = p &lt; {cl.ALPHA} with the predicted sign; <b>contradicted</b> = "
+        f"p &lt; {cl.ALPHA} with the opposite sign, or the 95% CI inside ±{cl.NEGLIGIBLE}; "
+        f"<b>not enough data</b> = fewer than {cl.MIN_N} trials (per group) or an effect neither significant "
+        "nor excluded. Only COMPLETE trials are used (diverged trials end PRUNED).</p>"
+    )
+
+
+def _claims_html(table: pd.DataFrame) -> str:
+    shown = table.copy()
+    for col in ("value", "ci_low", "ci_high"):
+        shown[col] = shown[col].map(lambda x: "—" if pd.isna(x) else f"{x:+.3f}")
+    shown["p_value"] = shown["p_value"].map(lambda x: "—" if pd.isna(x) else f"{x:.2g}")
+    return shown.to_html(index=False, escape=True, classes="claims", border=0)
+
+
+def render_html(report: Report) -> str:
+    """One self-contained page: plotly.js inlined once, every figure interactive, works offline."""
+    counts = report.trials["state"].value_counts().to_dict()
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>mnist-study report: {html.escape(report.study_name)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
+        "table.claims{border-collapse:collapse;font-size:0.85em}"
+        "table.claims td,table.claims th{border:1px solid #ccc;padding:4px;vertical-align:top}</style>",
+        "</head><body>",
+        f"<h1>Study {html.escape(report.study_name)}</h1>",
+        "<p>Trials by state: " + ", ".join(f"{html.escape(str(k))} {v}" for k, v in sorted(counts.items())) + "</p>",
+        "<h2>The article's claims, tested</h2>",
+        _claims_html(report.claims),
+        "<h2>Measures and verdict rules</h2>",
+        _definitions(),
+    ]
+    current = None
+    for i, (name, fig) in enumerate(report.figures.items()):
+        if report.sections.get(name) != current:
+            current = report.sections.get(name)
+            parts.append(f"<h2>{html.escape(current or '')}</h2>")
+        parts.append(f"<h3 id='{name}'>{html.escape(name)}</h3>")
+        parts.append(
+            fig.to_html(
+                full_html=False,
+                include_plotlyjs=(i == 0),
+                div_id=name,
+                default_height=f"{IMAGE_SIZE['height']}px",  # the div: no window-high gap under each plot
+            )
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(report: Report, out: Path, *, images: bool = True) -> list[Path]:
+    """index.html, claims.csv, claims.md and (unless images=False) every figure as PNG and SVG."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
+    written = []
+    if images:
+        written += export_images(report.figures, out)  # first: a failed export leaves no half report
+    report.claims.to_csv(out / "claims.csv", index=False)
+    (out / "claims.md").write_text(cl.claims_markdown(report.claims))
+    (out / "index.html").write_text(render_html(report))
+    return [*written, out / "claims.csv", out / "claims.md", out / "index.html"]

@@ -1,0 +1,62 @@
+"""`mnist-study export`: one row per trial (params, value, state, attributes, measures) as CSV or Parquet."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from study.analysis.frames import trials_frame
+from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
+from study.errors import UserError
+from study.storage import load_study, open_storage
+
+EXAMPLE = """examples:
+  mnist-study export --study-name reference --storage sqlite:///studies.db --out trials.csv
+  mnist-study export --study-name reference --out trials.parquet"""
+
+FORMATS = (".csv", ".parquet")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a study's trials (params, values, attributes, measures) to .csv or .parquet",
+        description="Export one row per trial: number, state, value, timings, every param, every user "
+        "attribute (results and the per-trial measures) and the stored RunConfig as JSON.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--study-name", default=DEFAULT_STUDY_NAME)
+    p.add_argument("--storage", default=DEFAULT_STORAGE)
+    p.add_argument("--out", required=True, type=Path, help="FILE.csv or FILE.parquet")
+    p.set_defaults(func=run)
+
+
+def write_frame(df: pd.DataFrame, out: Path) -> None:
+    """Write to a temporary name and rename, so a failed export leaves no partial file."""
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise UserError(f"--out must end in {' or '.join(FORMATS)}, not {out.suffix or 'nothing'!r}")
+    if not out.parent.resolve().is_dir():
+        raise UserError(f"folder {out.parent} does not exist")
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        if suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.out.suffix.lower() not in FORMATS:  # before touching the storage
+        raise UserError(f"--out must end in {' or '.join(FORMATS)}, not {args.out.suffix or 'nothing'!r}")
+    study = load_study(open_storage(args.storage, create=False), args.study_name)
+    df = trials_frame(study)
+    write_frame(df, args.out)
+    print(f"{len(df)} trials of {args.study_name!r} -> {args.out} ({len(df.columns)} columns)")
+    return 0
