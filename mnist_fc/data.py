@@ -126,11 +126,37 @@ def _csv_cache_dir() -> Path:
     return Path(root) / "mnist-study"
 
 
-def _has_header(path: Path) -> bool:
+MAX_LINE_BYTES = 1 << 20  # a valid row is ~3 KB; a longer first line is not this format
+
+
+def _first_row(path: Path) -> list[str] | None:
+    """Fields of the first non-blank line, read with a bounded buffer; None if the file is blank.
+
+    Checked before pandas sees the file: a runaway line (a file with no newlines, the wrong
+    delimiter, a 100,000-column row) would otherwise cost pandas seconds and gigabytes
+    before the column count could be reported.
+    """
     with path.open("rb") as f:
-        first = f.readline(1 << 16).decode("utf-8", "replace").strip().split(",")[0].strip()
+        while True:
+            line = f.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                return None
+            if len(line) > MAX_LINE_BYTES:
+                raise DataError(
+                    f"{path}: first line is longer than {MAX_LINE_BYTES // 1024} KiB; "
+                    f"expected rows of label + {N_PIXELS} comma-separated pixels"
+                )
+            try:
+                text = line.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise DataError(f"{path}: not a UTF-8 text CSV file") from None
+            if text:
+                return [field.strip() for field in text.split(",")]
+
+
+def _is_header(fields: list[str]) -> bool:
     try:
-        float(first)
+        float(fields[0])
     except ValueError:
         return True
     return False
@@ -140,9 +166,12 @@ def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 
     try:
-        if path.stat().st_size == 0:
+        first = _first_row(path)
+        if first is None:
             raise DataError(f"{path}: CSV file is empty")
-        header = 0 if _has_header(path) else None
+        if len(first) != N_PIXELS + 1:
+            raise DataError(f"{path}: {len(first)} columns, expected {N_PIXELS + 1} (label + {N_PIXELS} pixels)")
+        header = 0 if _is_header(first) else None
         df = pd.read_csv(path, header=header, dtype=np.float64, engine="c", skip_blank_lines=True)
     except DataError:
         raise
@@ -153,10 +182,10 @@ def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except pd.errors.ParserError as e:
         msg = str(e).strip().splitlines()[-1]
         raise DataError(f"{path}: malformed CSV ({msg}); expected label + {N_PIXELS} pixels per row") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text CSV file") from None
     except (ValueError, TypeError) as e:
         raise DataError(f"{path}: non-numeric value in CSV ({str(e).splitlines()[0]})") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text CSV file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     values = df.to_numpy()

@@ -21,6 +21,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + error
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        # argparse drops a "--" given as an option's value (--epochs=--), leaving the option a list
+        # or its default: found by the fuzz tests, it ran a whole study with default settings.
+        args = sys.argv[1:] if args is None else list(args)
+        for a in args:
+            flag, eq, value = a.partition("=")
+            if a.startswith("--") and eq and value == "--":
+                self.error(f"argument {flag}: expected a value, not '--'")
+        return super().parse_known_args(args, namespace)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mnist-study", description="Hyperparameter studies of fully connected MNIST classifiers.")
@@ -31,11 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _NoTraceback(logging.Filter):
+    """Optuna logs a failed trial's traceback (Ctrl-C included); the CLI's promise is one line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import optuna
 
     optuna.logging.set_verbosity(logging.INFO if args.verbose else logging.WARNING)
+    if not (args.verbose or os.environ.get("MNIST_STUDY_DEBUG")):
+        for handler in logging.getLogger("optuna").handlers:
+            if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+                handler.addFilter(_NoTraceback())
     try:
         return args.func(args)
     except (UserError, ValueError) as e:  # DataError is a ValueError

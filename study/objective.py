@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 from dataclasses import dataclass
 
 import optuna
@@ -38,6 +40,11 @@ def report_every(epochs: int, eval_every: int) -> int:
     """Epochs between `trial.report` calls: a multiple of eval_every, ~N_REPORTS per trial."""
     step = max(1, math.ceil(epochs / N_REPORTS / eval_every)) * eval_every
     return step
+
+
+def worker_id() -> str:
+    """host:pid of this process, as stored with every trial it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def store_result(trial: optuna.Trial, result: TrainResult) -> None:
@@ -86,6 +93,7 @@ class Objective:
     pruning: bool = False
 
     def sample(self, trial: optuna.Trial) -> RunConfig:
+        trial.set_user_attr("worker", worker_id())  # which process ran it: crash reports, parallel studies
         return self.space(trial, self.base)
 
     def on_eval(self, trial: optuna.Trial, cfg: RunConfig) -> EvalCallback:

@@ -2,12 +2,15 @@
 
 Optuna's RDB storage is the distributed engine: several processes or machines pointing at
 one URL share the study. Heartbeats let a crashed worker's RUNNING trial be marked FAILED
-and re-queued with the same parameters by RetryFailedTrialCallback.
+and re-queued (WAITING, same parameters) by RetryHeartbeatStaleTrialCallback; Optuna does
+that check when a worker starts a trial (`fail_stale_trials`), and `run --until-complete`
+also does it while waiting.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 
@@ -22,6 +25,26 @@ HEARTBEAT_SECONDS = 30  # a live worker touches its trial this often
 GRACE_SECONDS = 90  # a RUNNING trial silent this long belongs to a dead worker
 MAX_RETRY = 3  # a failed trial is re-queued with the same params at most this often
 SQLITE_BUSY_TIMEOUT_S = 60  # writers wait for each other instead of failing "database is locked"
+INIT_ATTEMPTS = 5  # workers creating the same fresh database at once race on CREATE TABLE; retry
+
+
+MAX_STUDY_NAME = 512  # Optuna's studies.study_name column is VARCHAR(512)
+
+
+def check_study_name(name: str) -> str:
+    """The name, if every storage can hold it and a terminal can show it; else a one-line UserError."""
+    if not name.strip():
+        raise UserError("--study-name must not be empty")
+    if len(name) > MAX_STUDY_NAME:
+        raise UserError(f"--study-name is {len(name)} characters long; at most {MAX_STUDY_NAME} fit")
+    bad = next((c for c in name if not c.isprintable()), None)
+    if bad is not None:
+        raise UserError(f"--study-name contains the control character {bad!r}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError("--study-name is not valid Unicode text") from None
+    return name
 
 
 def redact(url: str) -> str:
@@ -33,56 +56,156 @@ def redact(url: str) -> str:
 
 
 def _check_url(url: str) -> sa.URL:
+    hint = "expected e.g. sqlite:///studies.db or postgresql+psycopg://user@host/db"
     try:
         parsed = sa.engine.make_url(url)
+        backend = parsed.get_backend_name()
     except Exception:
-        raise UserError(f"invalid storage URL {redact(url)!r} (expected e.g. sqlite:///studies.db)") from None
-    if parsed.get_backend_name() == "sqlite":
+        raise UserError(f"invalid storage URL: not of the form dialect+driver://... ({hint})") from None
+    if backend not in ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql"):
+        raise UserError(f"unsupported storage backend {backend!r} in {redact(url)!r} ({hint})")
+    if backend == "sqlite":
         db = parsed.database
-        if not db or db == ":memory:":
+        if not db or db == ":memory:" or db.startswith("file:"):
             raise UserError("an in-memory SQLite storage would lose the study; give a file, e.g. sqlite:///studies.db")
-        parent = Path(db).expanduser().resolve().parent
+        path = Path(db).expanduser()
+        if path.is_dir():
+            raise UserError(f"storage path {path} is a folder, not a SQLite file")
+        parent = path.resolve().parent
         if not parent.is_dir():
             raise UserError(f"storage folder {parent} does not exist")
     return parsed
 
 
-def _prepare_sqlite(path: str) -> None:
-    """WAL lets readers (dashboard, report) work while a study writes; the mode persists in the file."""
-    with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
+def _prepare_sqlite(path: str, *, create: bool) -> None:
+    """WAL lets readers (dashboard, report) work while a study writes; the mode persists in the file.
+
+    Read-only commands (create=False) only check that the file is a SQLite database.
+    """
+    conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)
+    try:
+        if create and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails on a non-SQLite file
+    finally:
+        conn.close()
 
 
-def open_storage(url: str, *, create: bool = True) -> RDBStorage:
-    """An RDBStorage with heartbeat and retry; one-line UserError if it cannot be opened."""
+def _serialize_sqlite_transactions(engine: sa.Engine) -> None:
+    """Every SQLite transaction starts with BEGIN IMMEDIATE (takes the write lock, honouring the busy timeout).
+
+    Why: pysqlite's default runs SELECTs outside a transaction, so Optuna's "SELECT ... FOR
+    UPDATE, then UPDATE" (e.g. two workers popping the same WAITING retry) is not atomic on
+    SQLite and both workers could run it; a plain deferred BEGIN instead fails at once with
+    "database is locked" when a read transaction must upgrade to a write. The connections
+    themselves are opened with isolation_level=None (connect_args) so that pysqlite emits no
+    BEGIN of its own.
+    """
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin_immediate(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def heartbeat_settings(heartbeat: int, grace: int | None) -> tuple[int, int]:
+    """(heartbeat, grace) in whole seconds, grace defaulting to 3 x heartbeat; UserError if unusable."""
+    if heartbeat < 1 or (grace is not None and grace < 1):
+        raise UserError("heartbeat and grace period must be whole seconds >= 1")
+    grace = grace if grace is not None else 3 * heartbeat
+    if grace <= heartbeat:
+        raise UserError(f"--grace ({grace} s) must be longer than --heartbeat ({heartbeat} s)")
+    return heartbeat, grace
+
+
+def _first_line(e: BaseException, url: str) -> str:
+    """First line of a driver's message, with the URL's password (if any) masked: drivers may echo it."""
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    try:
+        password = sa.engine.make_url(url).password
+    except Exception:
+        password = None
+    return line.replace(str(password), "***") if password else line
+
+
+def _lost_creation_race(e: BaseException) -> bool:
+    """Workers creating one fresh database at once: CREATE TABLE or the schema-version row collides."""
+    text = str(e).lower()
+    return any(w in text for w in ("already exists", "duplicate", "unique constraint"))
+
+
+def open_storage(
+    url: str,
+    *,
+    create: bool = True,
+    heartbeat: int = HEARTBEAT_SECONDS,
+    grace: int | None = None,
+) -> RDBStorage:
+    """An RDBStorage with heartbeat and retry; one-line UserError if it cannot be opened.
+
+    `heartbeat` (s) is how often a running trial proves its worker alive; after `grace` s of
+    silence (default 3 x heartbeat) the trial is failed and re-queued with the same params.
+    """
+    heartbeat, grace = heartbeat_settings(heartbeat, grace)
     parsed = _check_url(url)
     kwargs: dict = {"pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite":
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
         db = str(Path(parsed.database).expanduser())
         if not create and not Path(db).is_file():
             raise UserError(f"no study database at {db}")
         try:
-            _prepare_sqlite(db)
-        except sqlite3.DatabaseError as e:
+            _prepare_sqlite(db, create=create)
+        except sqlite3.Error as e:
             raise UserError(f"cannot open SQLite storage {db}: {e}") from None
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
-    try:
-        with warnings.catch_warnings():  # heartbeat and retry are "experimental" in Optuna's words only
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url,
-                engine_kwargs=kwargs,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-            )
-    except (sa.exc.SQLAlchemyError, ImportError, ValueError, RuntimeError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot open storage {redact(url)}: {reason}") from None
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None}
+    last: Exception | None = None
+    for attempt in range(INIT_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # heartbeat and retry are "experimental" in Optuna's words only
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = RDBStorage(
+                    url,
+                    engine_kwargs=kwargs,
+                    heartbeat_interval=heartbeat,
+                    grace_period=grace,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                    skip_table_creation=not create,  # a read-only command never writes tables into a file
+                )
+        except (sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
+            last = e.__cause__ if isinstance(e, optuna.exceptions.StorageInternalError) and e.__cause__ else e
+            if not _lost_creation_race(last):
+                break
+            time.sleep(0.2 * (attempt + 1))  # another worker created the tables a moment ago: look again
+            continue
+        except (ImportError, ValueError, RuntimeError) as e:
+            last = e
+            break
+        if sqlite:
+            _serialize_sqlite_transactions(storage.engine)
+        return storage
+    assert last is not None
+    reason = _first_line(last, url)
+    if isinstance(last, ImportError):
+        driver = parsed.get_driver_name()
+        reason = f"the {parsed.get_backend_name()} driver {driver!r} is not installed"
+        if parsed.get_backend_name() == "postgresql":
+            reason += " (pip install 'mnist-study[postgres]', then use postgresql+psycopg://...)"
+    elif not create and ("no such table" in reason or ("relation" in reason and "does not exist" in reason)):
+        reason = "not an Optuna study database (no Optuna tables)"
+    raise UserError(f"cannot open storage {redact(url)}: {reason}") from None
 
 
 def curve_store(storage: RDBStorage) -> CurveStore:
-    return CurveStore(storage.engine)
+    """The curve table beside Optuna's; creating it races like Optuna's own tables, so retry."""
+    for attempt in range(INIT_ATTEMPTS):
+        try:
+            return CurveStore(storage.engine)
+        except (sa.exc.IntegrityError, sa.exc.OperationalError, sa.exc.ProgrammingError):
+            if attempt == INIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def load_study(storage: RDBStorage, study_name: str) -> optuna.Study:

@@ -21,26 +21,43 @@ from mnist_fc.config import (
 )
 
 
-def _number(kind: type, *, minimum: float | None = None, strict: bool = False) -> Callable[[str], float]:
+def _number(
+    kind: type, *, minimum: float | None = None, strict: bool = False, maximum: float | None = None
+) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
+            if not text.isascii():  # int("١٢") == 12 in Python: a digit from another script is a typo here
+                raise ValueError(text)
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
         if kind is float and value != value:  # NaN
             raise argparse.ArgumentTypeError("NaN is not allowed")
+        if kind is float and abs(value) == float("inf"):
+            raise argparse.ArgumentTypeError("infinity is not allowed")
         if minimum is not None and (value <= minimum if strict else value < minimum):
             raise argparse.ArgumentTypeError(f"{text} must be {'>' if strict else '>='} {minimum:g}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text} must be <= {maximum:g}")
         return value
 
     return parse
 
+
+# Upper bounds keep absurd values from surfacing as out-of-memory errors deep inside torch.
+MAX_EPOCHS = 10_000_000  # the article ran 50,000
+MAX_UNITS = 1 << 16  # hidden layer width
+MAX_SEED = 2**32 - 1  # numpy's RandomState (Optuna's samplers) takes no more
 
 positive_int = _number(int, minimum=1)
 nonneg_int = _number(int, minimum=0)
 positive_float = _number(float, minimum=0, strict=True)
 nonneg_float = _number(float, minimum=0)
 any_float = _number(float)
+epochs_int = _number(int, minimum=1, maximum=MAX_EPOCHS)
+units_int = _number(int, minimum=1, maximum=MAX_UNITS)
+seed_int = _number(int, minimum=0, maximum=MAX_SEED)
+port_int = _number(int, minimum=1, maximum=65535)
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -56,14 +73,14 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def add_train_args(p: argparse.ArgumentParser, *, epochs_help: str) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=positive_int, help=epochs_help)
+    g.add_argument("--epochs", type=epochs_int, help=epochs_help)
     g.add_argument(
         "--eval-every",
-        type=positive_int,
+        type=epochs_int,
         default=TrainConfig.eval_every,
         help=f"validation metrics every K epochs (default {TrainConfig.eval_every})",
     )
-    g.add_argument("--seed", type=nonneg_int, default=0, help="seed for data subsample, init and sampler")
+    g.add_argument("--seed", type=seed_int, default=0, help="seed for data subsample, init and sampler")
     g.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available (default)")
     g.add_argument(
         "--precision", choices=PRECISIONS, default="auto", help="auto = bf16 on a CUDA GPU with bf16, fp32 on CPU"
@@ -73,8 +90,8 @@ def add_train_args(p: argparse.ArgumentParser, *, epochs_help: str) -> None:
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """Model/optimiser flags; unset ones keep the base config's value (the article's by default)."""
     g = p.add_argument_group("model and optimiser (defaults: the article's)")
-    g.add_argument("--n-units-l1", type=positive_int, help="first hidden layer width (article: 100)")
-    g.add_argument("--n-units-l2", type=positive_int, help="second hidden layer width (article: 30)")
+    g.add_argument("--n-units-l1", type=units_int, help="first hidden layer width (article: 100)")
+    g.add_argument("--n-units-l2", type=units_int, help="second hidden layer width (article: 30)")
     g.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (article: sigmoid)")
     g.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, help="BatchNorm1d after each hidden Linear")
     g.add_argument("--dropout", type=nonneg_float, help="dropout after each hidden activation (default 0)")

@@ -7,7 +7,7 @@ import json
 
 from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
 from study.report_text import best_record, best_summary
-from study.storage import load_study, open_storage
+from study.storage import check_study_name, load_study, open_storage
 
 EXAMPLE = """example:
   mnist-study best --study-name article --json"""
@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_study_name(args.study_name)
     study = load_study(open_storage(args.storage, create=False), args.study_name)
     if args.json:
         print(json.dumps(best_record(study)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from study.commands.args import positive_int
+from study.commands.args import port_int
 from study.defaults import DASHBOARD_HOST, DASHBOARD_PORT, DEFAULT_STORAGE
 from study.errors import UserError
 from study.storage import open_storage, redact
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--storage", default=DEFAULT_STORAGE)
     p.add_argument("--host", default=DASHBOARD_HOST, help=f"bind address (default {DASHBOARD_HOST}: this machine only)")
-    p.add_argument("--port", type=positive_int, default=DASHBOARD_PORT)
+    p.add_argument("--port", type=port_int, default=DASHBOARD_PORT)
     p.set_defaults(func=run)
 
 

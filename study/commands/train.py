@@ -9,7 +9,7 @@ import sys
 from mnist_fc.config import RunConfig, article_preset
 from mnist_fc.data import load_split
 from mnist_fc.trainer import train
-from study.commands.args import add_data_args, add_model_args, add_train_args, run_config_from_flags
+from study.commands.args import add_data_args, add_model_args, add_train_args, nonneg_int, run_config_from_flags
 from study.defaults import ARTICLE_LOG_EVERY, default_epochs
 
 EXAMPLE = """example:
@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_data_args(p)
     add_train_args(p, epochs_help="epochs (default: 50,000 with --preset article; else 300 on CPU, 3000 on CUDA)")
-    p.add_argument("--log-every", type=int, help="print 'Epoch, Loss, Acc' every N epochs (default: article's 300)")
+    p.add_argument(
+        "--log-every", type=nonneg_int, help="print 'Epoch, Loss, Acc' every N epochs (default: article's 300)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with the results at the end")
     p.set_defaults(func=run)
 
