@@ -154,10 +154,16 @@ def open_storage(
         db = str(Path(parsed.database).expanduser())
         if not create and not Path(db).is_file():
             raise UserError(f"no study database at {db}")
-        try:
-            _prepare_sqlite(db, create=create)
-        except sqlite3.Error as e:
-            raise UserError(f"cannot open SQLite storage {db}: {e}") from None
+        for attempt in range(20):  # switching a fresh file to WAL can fail "locked" at once, busy timeout or not
+            try:
+                _prepare_sqlite(db, create=create)
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == 19:
+                    raise UserError(f"cannot open SQLite storage {db}: {e}") from None
+                time.sleep(0.05 * (attempt + 1))
+            except sqlite3.Error as e:
+                raise UserError(f"cannot open SQLite storage {db}: {e}") from None
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None}
     last: Exception | None = None
     for attempt in range(INIT_ATTEMPTS):
