@@ -30,9 +30,9 @@ from mnist_fc.trainer import (
     RunState,
     TrainResult,
     _autocast,
-    determinism,
     enable_tf32,
     prepare,
+    run_settings,
     sync,
 )
 
@@ -80,7 +80,7 @@ def train_batched(
         raise ValueError("on_eval needs one callback (or None) per config")
     device, precision, data = prepare(cfgs[0], split)
     torch.manual_seed(cfgs[0].train.seed)
-    with determinism(cfgs[0].train.deterministic):
+    with run_settings(deterministic=cfgs[0].train.deterministic):
         return _fit_batched(cfgs, callbacks, data, device, precision)
 
 

@@ -125,9 +125,6 @@ def prepare(cfg: RunConfig, split: Split | None) -> tuple[torch.device, str, Dev
     validate(cfg)
     device = resolve_device(cfg.train.device)
     precision = resolve_precision(cfg.train.precision, device)
-    # Saturated sigmoids and tiny learning rates produce denormal floats, which x86 CPUs compute
-    # ~4x slower (measured: a 683-unit net, 29 s -> 8 s for 40 epochs); flush values below ~1e-38 to 0.
-    torch.set_flush_denormal(True)
     if split is None:
         split = load_split(cfg.data, seed=cfg.train.seed)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
@@ -136,14 +133,21 @@ def prepare(cfg: RunConfig, split: Split | None) -> tuple[torch.device, str, Dev
 
 
 @contextlib.contextmanager
-def determinism(enabled: bool) -> Iterator[None]:
-    """torch deterministic algorithms inside the block (when asked), the caller's setting restored after."""
+def run_settings(*, deterministic: bool) -> Iterator[None]:
+    """Process-wide torch settings for one run, restored afterwards (so callers, e.g. tests, keep theirs).
+
+    - deterministic algorithms, when asked;
+    - denormal floats flushed to zero: saturated sigmoids and tiny learning rates produce them, and
+      x86 CPUs compute them ~4x slower (measured: a 683-unit net, 29 s -> 8 s for 40 epochs).
+    """
     previous = torch.are_deterministic_algorithms_enabled()
-    if enabled:
+    if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_flush_denormal(True)
     try:
         yield
     finally:
+        torch.set_flush_denormal(False)  # torch's default; it has no getter to restore from
         torch.use_deterministic_algorithms(previous)
 
 
@@ -168,7 +172,7 @@ def train(
         return train_minibatch(cfg, split=split, on_eval=on_eval, log=log, log_every=log_every)
     device, precision, data = prepare(cfg, split)
     torch.manual_seed(cfg.train.seed)
-    with determinism(cfg.train.deterministic):
+    with run_settings(deterministic=cfg.train.deterministic):
         return _fit(cfg, data, device, precision, on_eval, log, log_every)
 
 
