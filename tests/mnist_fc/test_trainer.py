@@ -19,7 +19,7 @@ def test_loss_falls_on_small_subset(small_split):
     assert len(c.train_loss) == 40 and c.eval_epochs == [10, 20, 30, 40]
     assert c.train_loss[-1] < 0.5 * c.train_loss[0]
     assert r.val_accuracy > 0.7 and not r.diverged
-    assert 0 <= r.test_accuracy <= 1 and r.seconds > 0
+    assert 0 <= r.test_accuracy <= 1 and math.isfinite(r.seconds)
 
 
 def test_absurd_lr_is_flagged_diverged(small_split):
