@@ -25,7 +25,7 @@ from mnist_fc.device import resolve_device, resolve_precision
 from mnist_fc.model import FCNet, build_model
 from mnist_fc.normalize import Normalizer, fit_normalizer
 from mnist_fc.optim import build_optimizer, build_scheduler
-from mnist_fc.trainer import Curves, EvalCallback, TrainResult, evaluate, to_device
+from mnist_fc.trainer import Curves, EvalCallback, TrainResult, evaluate, run_settings, to_device
 
 
 @dataclass
@@ -88,13 +88,9 @@ def fit(
     precision = resolve_precision(cfg.train.precision, device)
     if split is None:
         split = load_split(cfg.data, seed=cfg.train.seed)
-    previous = torch.are_deterministic_algorithms_enabled()
-    if cfg.train.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
+    # No denormal flushing here: the minibatch path (and the shipped model) was trained without it.
+    with run_settings(deterministic=cfg.train.deterministic, flush_denormals=False):
         return _fit(cfg, split, device, precision, on_eval, log, log_every)
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 def _fit(

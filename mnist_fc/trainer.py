@@ -133,21 +133,24 @@ def prepare(cfg: RunConfig, split: Split | None) -> tuple[torch.device, str, Dev
 
 
 @contextlib.contextmanager
-def run_settings(*, deterministic: bool) -> Iterator[None]:
+def run_settings(*, deterministic: bool, flush_denormals: bool = True) -> Iterator[None]:
     """Process-wide torch settings for one run, restored afterwards (so callers, e.g. tests, keep theirs).
 
     - deterministic algorithms, when asked;
-    - denormal floats flushed to zero: saturated sigmoids and tiny learning rates produce them, and
-      x86 CPUs compute them ~4x slower (measured: a 683-unit net, 29 s -> 8 s for 40 epochs).
+    - denormal floats flushed to zero (unless told not to): saturated sigmoids and tiny learning
+      rates produce them, and x86 CPUs compute them ~4x slower (measured: a 683-unit net,
+      29 s -> 8 s for 40 epochs).
     """
     previous = torch.are_deterministic_algorithms_enabled()
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.set_flush_denormal(True)
+    if flush_denormals:
+        torch.set_flush_denormal(True)
     try:
         yield
     finally:
-        torch.set_flush_denormal(False)  # torch's default; it has no getter to restore from
+        if flush_denormals:
+            torch.set_flush_denormal(False)  # torch's default; it has no getter to restore from
         torch.use_deterministic_algorithms(previous)
 
 
