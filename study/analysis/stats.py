@@ -238,7 +238,9 @@ def _rho(groups: Sequence[Sample]) -> float:
     y = gehan_scores(s) if s.censored else s.value
     if s.n < 3 or np.ptp(score) == 0 or np.ptp(y) == 0:
         return float("nan")
-    return float(stats.spearmanr(score, y).statistic)
+    rx, ry = stats.rankdata(score), stats.rankdata(y)  # Spearman = Pearson of average ranks (fast in a loop)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return float((rx * ry).sum() / math.sqrt((rx * rx).sum() * (ry * ry).sum()))
 
 
 def trend_test(groups: Sequence[Sample]) -> StatResult:

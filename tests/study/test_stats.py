@@ -90,6 +90,8 @@ def test_trend_planted_absent_and_censored() -> None:
     up = [Sample.of(_noise(5, i, 0.3) + i) for i in range(4)]
     r = st.trend_test(up)
     assert r.test == "Spearman" and r.effect > 0.8 and r.p_value < 1e-4 and r.ci_low > 0.5
+    ref = sps.spearmanr(np.repeat(np.arange(4), 5), np.concatenate([g.value for g in up]))
+    assert r.effect == pytest.approx(float(ref.statistic)) and r.p_value == pytest.approx(float(ref.pvalue))
     flat = st.trend_test([Sample.of(_noise(5, 100 + i)) for i in range(4)])
     assert abs(flat.effect) < 0.5 and flat.p_value > 0.05
     # plateau falls with the level; the lowest level never leaves it in 400 epochs
