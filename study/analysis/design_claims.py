@@ -118,7 +118,8 @@ def _in(value: Any, levels: Sequence[Any]) -> bool:
     return any(_same(value, lv) for lv in levels)
 
 
-def _mask(frame: pd.DataFrame, column: str, level: Any) -> pd.Series:
+def level_mask(frame: pd.DataFrame, column: str, level: Any) -> pd.Series:
+    """Rows whose `column` equals `level` (floats compared with a relative tolerance of 1e-9)."""
     if column not in frame.columns:
         return pd.Series(False, index=frame.index)
     return frame[column].map(lambda v: _same(v, level)).astype(bool)
@@ -156,13 +157,13 @@ def measure_sample(design: Design, trials: pd.DataFrame, measure: str) -> Sample
 
 
 def _groups(design: Design, trials: pd.DataFrame, p: Prediction, factor: str, levels: Sequence[Any]) -> list[Sample]:
-    return [measure_sample(design, trials[_mask(trials, factor, lv)], p.measure) for lv in levels]
+    return [measure_sample(design, trials[level_mask(trials, factor, lv)], p.measure) for lv in levels]
 
 
 def run_test(design: Design, trials: pd.DataFrame, p: Prediction) -> tuple[StatResult, str]:
     """(the test's result, the levels compared in words) for one prediction on a design's trials."""
     for key, value in p.where.items():
-        trials = trials[_mask(trials, key, value)]
+        trials = trials[level_mask(trials, key, value)]
     levels = design.factors[p.factor]
     if p.test in ("logrank", "mannwhitney"):
         a, b = _groups(design, trials, p, p.factor, p.compare)
@@ -177,8 +178,8 @@ def run_test(design: Design, trials: pd.DataFrame, p: Prediction) -> tuple[StatR
     if p.test == "interaction":
         assert p.by is not None
         by_a, by_b = p.compare or design.factors[p.by][:2]
-        first = _groups(design, trials[_mask(trials, p.by, by_a)], p, p.factor, levels)
-        second = _groups(design, trials[_mask(trials, p.by, by_b)], p, p.factor, levels)
+        first = _groups(design, trials[level_mask(trials, p.by, by_a)], p, p.factor, levels)
+        second = _groups(design, trials[level_mask(trials, p.by, by_b)], p, p.factor, levels)
         words = f"{p.factor}: {_fmt_levels(levels)}; trend at {p.by}={by_a!r} minus at {p.by}={by_b!r}"
         return st.interaction_test(first, second), words
     raise ValueError(f"unknown test {p.test!r}")
