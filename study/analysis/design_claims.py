@@ -242,7 +242,8 @@ def _rows(design: Design, trials_frame: pd.DataFrame | None) -> list[dict[str, A
         check_prediction(design, p)
         result, levels = run_test(design, trials, p)
         if trials_frame is None:
-            result = StatResult(result.test, result.effect_name, *(4 * [float("nan")]), 0, "design not run")
+            nan = float("nan")
+            result = StatResult(result.test, result.effect_name, nan, nan, nan, nan, 0, "design not run")
         rows.append(_row(design, p, result, levels))
     return rows
 

@@ -237,3 +237,26 @@ def test_recompute_curve_measures_replaces_version_1_oscillation() -> None:
     assert out.loc[0, "oscillation"] == 0.0 and out.loc[0, "measures_version"] == 2
     assert out.loc[1, "oscillation"] == 0.4  # already version 2: kept
     assert frame.loc[0, "oscillation"] == 0.3  # the input is not modified
+
+
+def test_levels_match_floats_with_tolerance_and_bools_strictly() -> None:
+    frame = pd.DataFrame({"lr": [0.1, 0.1 + 1e-12, 0.2, None], "bn": [True, False, np.bool_(True), None]})
+    assert dc.level_mask(frame, "lr", 0.1).tolist() == [True, True, False, False]
+    assert dc.level_mask(frame, "bn", True).tolist() == [True, False, True, False]
+    assert dc.level_mask(frame, "bn", "True").tolist() == [False] * 4
+    assert not dc.level_mask(frame, "absent", 1).any()
+
+
+def test_two_level_bool_factor_with_censored_plateaus() -> None:
+    rows = [_row(i, 0.1, i, 400, True, batchnorm=False) for i in range(5)]
+    rows += [_row(5 + i, 0.1, i, 10 + i, False, batchnorm=True) for i in range(5)]
+    design = Design(
+        name="bn",
+        question="q",
+        factors={"batchnorm": (True, False)},
+        predictions=(
+            Prediction("6a", "BN: faster", "plateau_epochs", "mannwhitney", "batchnorm", -1, 0.3, (True, False)),
+        ),
+    )
+    row = dc.evaluate_design(design, pd.DataFrame(rows)).iloc[0]
+    assert row["test"] == "Gehan" and row["effect"] == -1.0 and row["verdict"] == st.SUPPORTED
