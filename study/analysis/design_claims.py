@@ -185,6 +185,46 @@ def run_test(design: Design, trials: pd.DataFrame, p: Prediction) -> tuple[StatR
     raise ValueError(f"unknown test {p.test!r}")
 
 
+def runs_per_level(design: Design, p: Prediction) -> int:
+    """Runs behind one level of the compared factor: seeds x the cells of the factors it pools over."""
+    pooled = [f for f in design.factors if f not in (p.factor, p.by, *p.where)]
+    return len(design.seeds) * math.prod(len(design.factors[f]) for f in pooled)
+
+
+def min_attainable_p(design: Design, p: Prediction) -> float:
+    """The smallest p the prediction's test can give with the design's runs (before Holm): exact
+    two-group tests cannot go below 2 / C(2n, n) with n runs per level (3 seeds: 0.1, never
+    significant; 5: 0.0079; 6: 0.0022), and the U-shape multiplies that by its interior candidates.
+    Trend and interaction tests (asymptotic, many runs) have no practical floor: 0.0."""
+    n = runs_per_level(design, p)
+    floor = 2.0 / math.comb(2 * n, n)
+    if p.test in ("logrank", "mannwhitney"):
+        return min(1.0, floor)
+    if p.test == "u_shape":
+        candidates = 1 if p.compare else len(design.factors[p.factor]) - 2
+        return min(1.0, floor * candidates)
+    return 0.0
+
+
+def attainable_p_table(designs: Sequence[Design]) -> pd.DataFrame:
+    """Per prediction, its runs per level and smallest attainable p, beside the Holm bound that the
+    smallest p of the family must beat (ALPHA / number of primary predictions): sizing the seeds."""
+    primary = sum(p.primary for d in designs for p in d.predictions)
+    rows = [
+        {
+            "design": d.name,
+            "claim": p.claim,
+            "test": p.test,
+            "runs_per_level": runs_per_level(d, p),
+            "min_p": min_attainable_p(d, p),
+            "holm_first_bound": st.ALPHA / max(primary, 1),
+        }
+        for d in designs
+        for p in d.predictions
+    ]
+    return pd.DataFrame(rows)
+
+
 def _fmt_levels(levels: Sequence[Any]) -> str:
     return ", ".join(f"{lv:g}" if isinstance(lv, float) else str(lv) for lv in levels)
 

@@ -260,3 +260,15 @@ def test_two_level_bool_factor_with_censored_plateaus() -> None:
     )
     row = dc.evaluate_design(design, pd.DataFrame(rows)).iloc[0]
     assert row["test"] == "Gehan" and row["effect"] == -1.0 and row["verdict"] == st.SUPPORTED
+
+
+def test_min_attainable_p_says_when_seeds_are_too_few() -> None:
+    design = _lr_design()  # 5 seeds, one factor with 6 levels
+    u, _, _, lr = design.predictions
+    assert dc.min_attainable_p(design, lr) == pytest.approx(2 / 252)
+    assert dc.min_attainable_p(design, u) == pytest.approx(4 * 2 / 252)  # 4 interior candidates
+    three = Design(name="t", question="q", factors={"lr": LRS}, predictions=design.predictions, seeds=(0, 1, 2))
+    assert dc.min_attainable_p(three, lr) == pytest.approx(0.1)  # 3 vs 3: never significant
+    table = dc.attainable_p_table([design])
+    assert table["holm_first_bound"].iloc[0] == pytest.approx(0.05 / 4)
+    assert table.set_index("claim").loc["5c", "runs_per_level"] == 5

@@ -32,6 +32,8 @@ def test_logrank_by_hand_and_against_scipy() -> None:
     b = Sample.of([2, 4], [True, False])
     # t=1: O-E = 1 - 2/4, V = 1/4; t=2: O-E = 0 - 1/3, V = 2/9; t=3: O-E = 1 - 1/2, V = 1/4
     assert st.logrank_z(a, b) == pytest.approx((2 / 3) / math.sqrt(13 / 18))
+    pooled = Sample.of([1, 3, 2, 4], [True, True, True, False])
+    assert st.logrank_scores(pooled)[:2].sum() == pytest.approx(2 / 3)  # O - E of a as a sum of scores
     rng = np.random.default_rng(3)
     for _ in range(5):
         ta, tb = rng.integers(1, 30, 12), rng.integers(5, 40, 9)
@@ -65,6 +67,17 @@ def test_gehan_reduces_to_ranks_cliff_and_mann_whitney_without_censoring() -> No
     r = st.gehan_test(sa, sb)
     assert r.p_value == pytest.approx(float(u.pvalue))
     assert r.effect == pytest.approx(2 * float(u.statistic) / (15 * 12) - 1)  # Cliff's delta
+
+
+def test_small_samples_use_the_exact_permutation_distribution() -> None:
+    # 3 vs 3, perfectly separated: 1 of the C(6, 3) = 20 splits is as extreme one way, so p = 2/20
+    hi, lo = Sample.of([4.0, 5.0, 6.0]), Sample.of([1.0, 2.0, 3.0])
+    assert st.gehan_test(hi, lo).p_value == pytest.approx(0.1)
+    assert st.cliffs_delta_test(hi, lo).p_value == pytest.approx(0.1)  # scipy's exact Mann-Whitney agrees
+    stuck, quick = Sample.of([400] * 3, [False] * 3), Sample.of([10, 20, 30])
+    assert st.logrank_test(stuck, quick).p_value == pytest.approx(0.1)
+    assert st.permutation_p(np.array([3.0, 2.0, 1.0, 0.0]), 2) == pytest.approx((2 / 6, 1 / 6, 1.0))
+    assert st.permutation_p(np.zeros(40), 20) is None  # C(40, 20) splits: normal approximation instead
 
 
 def test_gehan_counts_only_pairs_whose_order_is_known() -> None:
