@@ -94,9 +94,11 @@ def check_prediction(design: Design, p: Prediction) -> None:
         by_levels = p.compare or design.factors[p.by][:2]
         if len(by_levels) != 2 or not all(_in(c, design.factors[p.by]) for c in by_levels):
             raise ValueError(f"{where}: interaction compares two levels of {p.by!r} (compare=(a, b))")
-    for key in p.where:
+    for key, value in p.where.items():
         if key in (p.factor, p.by):
             raise ValueError(f"{where}: `where` fixes the compared factor {key!r}")
+        if key not in design.factors or not _in(value, design.factors[key]):
+            raise ValueError(f"{where}: `where` must name a level of one of the design's factors ({key!r})")
     if design.stop_margin is not None and p.measure not in EARLY_STOP_SAFE:
         raise ValueError(f"{where}: runs stop early in this design, so {p.measure!r} would be biased")
 

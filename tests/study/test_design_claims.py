@@ -183,6 +183,7 @@ def test_where_restricts_and_interaction_compares_trends() -> None:
         (Prediction("e", "s", "plateau_epochs", "interaction", "lr", 1, 0.1), "needs `by`"),
         (Prediction("e", "s", "plateau_epochs", "u_shape", "lr", 1, 0.1, (0.03,)), "interior"),
         (Prediction("e", "s", "plateau_epochs", "trend", "lr", 0, 0.1), "direction"),
+        (Prediction("e", "s", "plateau_epochs", "trend", "lr", 1, 0.1, where={"batchnorm": False}), "where"),
     ],
 )
 def test_check_prediction_rejects_what_cannot_be_evaluated(prediction: Prediction, message: str) -> None:
