@@ -273,3 +273,27 @@ def test_min_attainable_p_says_when_seeds_are_too_few() -> None:
     table = dc.attainable_p_table([design])
     assert table["holm_first_bound"].iloc[0] == pytest.approx(0.05 / 4)
     assert table.set_index("claim").loc["5c", "runs_per_level"] == 5
+
+
+def test_reference_study_recomputed_oscillation_is_zero_exactly_where_the_loss_never_rises(tmp_path: Path) -> None:
+    """The review's complaint on real data: version 1 ranked never-rising tails by lr; version 2 gives them 0."""
+    import shutil
+
+    import sqlalchemy as sa
+
+    from study.analysis.frames import complete
+    from study.curves import CurveStore
+    from study.storage import load_study, open_storage
+
+    copy = tmp_path / "studies.db"
+    shutil.copyfile(Path(__file__).resolve().parents[2] / "studies.db", copy)
+    url = f"sqlite:///{copy}"
+    frame = complete(trials_frame(load_study(open_storage(url, create=False), "reference")))
+    assert frame["measures_version"].isna().all()  # stored before version 2
+    new = dc.recompute_curve_measures(frame, CurveStore(sa.create_engine(url)).load("reference"))
+    assert (new["measures_version"] == 2).all()
+    never_up = new["loss_up_fraction"].astype(float) == 0
+    assert never_up.sum() > 100
+    assert (new.loc[never_up, "oscillation"] == 0).all()
+    assert (frame.loc[never_up, "oscillation"].astype(float) > 0).all()  # version 1 did not see it
+    assert new["oscillation"].astype(float).between(0, 1).all()
