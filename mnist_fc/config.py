@@ -47,6 +47,9 @@ class DataConfig:
     # True: train on all 60,000 official training images (train + validation), for a final model whose
     # configuration was already chosen on validation; validation metrics are then NOT held out.
     include_validation: bool = False
+    # Seed of the stratified train_size subsample; None = the run's train seed (as before this field
+    # existed, so older studies reproduce). Set it to vary the init seed on a fixed subset, or back.
+    subset_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class TrainConfig:
     device: str = "auto"  # "auto" = cuda when available, else cpu
     precision: str = "auto"  # "auto" = bf16 on a CUDA GPU that has it, fp32 on CPU
     deterministic: bool = True  # torch deterministic algorithms (CPU runs repeat bit for bit)
+    # Full-batch loops: end the run (a normal finish, not an early stop) at the first check at or after
+    # the plateau exit epoch + stop_margin (exit: the loss falls clearly below its plateau, see
+    # mnist_fc/measures.py). None = run all epochs. For designs that measure the plateau only.
+    stop_margin: int | None = None
     # Everything below is off by default: the article's full-batch plain SGD. Any non-default
     # value routes training through the minibatch loop (mnist_fc/minibatch.py).
     optimizer: str = "sgd"  # article: plain SGD (uses `momentum`); "nesterov" needs momentum > 0
@@ -146,6 +153,8 @@ def validate(cfg: RunConfig) -> None:
         (t.momentum >= 0, "momentum must be >= 0"),
         (t.weight_decay >= 0, "weight decay must be >= 0"),
         (t.eval_every >= 1, "eval-every must be >= 1"),
+        (t.stop_margin is None or t.stop_margin >= 0, "stop margin must be >= 0"),
+        (d.subset_seed is None or d.subset_seed >= 0, "subset seed must be >= 0"),
         (t.optimizer in OPTIMIZERS, f"unknown optimizer {t.optimizer!r} (choose from {', '.join(OPTIMIZERS)})"),
         (t.optimizer != "nesterov" or t.momentum > 0, "the nesterov optimizer needs momentum > 0"),
         (t.batch_size is None or t.batch_size >= 1, "batch size must be >= 1"),

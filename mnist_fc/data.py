@@ -280,6 +280,7 @@ def load_split(cfg: DataConfig, *, seed: int = 0) -> Split:
     # include_validation: the final model trains on all official training images (train + val).
     x_train, y_train = (x_tr, y_tr) if cfg.include_validation else (x_tr[:cut], y_tr[:cut])
     if cfg.train_size is not None and cfg.train_size < len(x_train):
+        seed = cfg.subset_seed if cfg.subset_seed is not None else seed  # its own seed, when set
         idx = stratified_subsample(y_train, cfg.train_size, seed=seed)
         x_train, y_train = x_train[idx], y_train[idx]
     return Split(x_train, y_train, x_tr[cut:], y_tr[cut:], x_te, y_te)
