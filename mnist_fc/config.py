@@ -10,6 +10,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+N_PIXELS = 784  # 28 x 28 MNIST images, flattened: the first layer's fan-in
+N_CLASSES = 10  # digits 0-9: the last layer's width
+ARTICLE_EPOCHS = 50_000  # the article's full-batch run (on a GPU)
+DEFAULT_EPOCHS = 500  # a TrainConfig without `epochs`: keeps one CPU run to minutes (the study layer
+# picks its own per-trial default by device, see study/defaults.py)
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "gelu", "silu")
 INIT_DISTRIBUTIONS = ("normal", "uniform")
 NORMALIZATIONS = ("article", "raw", "unit", "global", "per_pixel")
@@ -21,7 +27,7 @@ SCHEDULES = ("none", "cosine", "onecycle")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """784 -> h1 -> h2 -> 10: exactly two hidden fully connected layers."""
+    """N_PIXELS -> h1 -> h2 -> N_CLASSES: exactly two hidden fully connected layers."""
 
     n_units_l1: int = 100  # article: 100 hidden units in the first layer
     n_units_l2: int = 30  # article: 30 in the second
@@ -54,9 +60,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Full-batch gradient descent, as in the article, unless told otherwise."""
+    """Full-batch gradient descent, as in the article, unless told otherwise (defaults are the article's)."""
 
-    epochs: int = 500  # article: 50,000 on a GPU; CPU default keeps a run to minutes
+    epochs: int = DEFAULT_EPOCHS  # article: ARTICLE_EPOCHS
     lr: float = 0.1  # article: plain SGD, lr 0.1, no momentum
     momentum: float = 0.0  # article: none
     weight_decay: float = 0.0  # article: none
@@ -125,7 +131,7 @@ def article_preset(**train_overrides: Any) -> RunConfig:
     return RunConfig(
         model=ModelConfig(),
         data=DataConfig(normalization="article"),
-        train=dataclasses.replace(TrainConfig(epochs=50_000, lr=0.1), **train_overrides),
+        train=dataclasses.replace(TrainConfig(epochs=ARTICLE_EPOCHS), **train_overrides),
     )
 
 

@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fc.config import DataConfig
+from mnist_fc.config import N_CLASSES, N_PIXELS, DataConfig
 from mnist_fc.errors import DataError
 
-N_PIXELS = 784
-N_CLASSES = 10
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
