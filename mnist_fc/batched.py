@@ -67,7 +67,7 @@ def train_batched(
     keys = {batch_key(c) for c in cfgs}
     if None in keys or len(keys) != 1:
         raise ValueError("train_batched needs configs with one common batch key (see mnist_fc.batched.batch_key)")
-    callbacks = list(on_eval) if on_eval is not None else [None] * len(cfgs)
+    callbacks: list[EvalCallback | None] = list(on_eval) if on_eval is not None else [None] * len(cfgs)
     if len(callbacks) != len(cfgs):
         raise ValueError("on_eval needs one callback (or None) per config")
     p = prepare(cfgs[0], split)

@@ -267,8 +267,8 @@ def stratified_subsample(y: np.ndarray, size: int, *, seed: int) -> np.ndarray:
 def load_split(cfg: DataConfig, *, seed: int = 0) -> Split:
     """The train/validation/test split described in this module's docstring."""
     if cfg.source == "csv":
-        x_tr, y_tr = load_csv(cfg.train_csv)  # type: ignore[arg-type]
-        x_te, y_te = load_csv(cfg.test_csv)  # type: ignore[arg-type]
+        x_tr, y_tr = load_csv(cfg.train_csv)  # type: ignore[arg-type]  # validate() requires both paths with source="csv"
+        x_te, y_te = load_csv(cfg.test_csv)  # type: ignore[arg-type]  # (same)
     else:
         x_tr, y_tr, x_te, y_te = load_embedded()
     n_val = cfg.validation_size
