@@ -153,3 +153,53 @@ def test_article_run_script_logs_like_the_article_and_resumes(tmp_path):
         check=False,
     )
     assert bad.returncode == 2 and "another configuration" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- stop_margin: end a run a declared number of epochs after it left the plateau ----------------
+
+
+def test_stop_margin_ends_the_run_after_the_plateau_exit(small_split):
+    from mnist_fc.measures import plateau_length
+
+    cfg = _cfg(epochs=60, eval_every=4, lr=0.3, stop_margin=6)
+    full = train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stop_margin=None)), split=small_split)
+    exit_epoch = plateau_length(full.curves.train_loss).epochs + 1  # the measure counts steps before it
+    assert 1 < exit_epoch < 40  # the test config does leave its plateau, and not at once
+    r = train(cfg, split=small_split)
+    expected = next(e for e in range(4, 61, 4) if e >= exit_epoch + 6)  # the first check at/after exit + margin
+    assert r.epochs == expected and r.stop_reason == "plateau_margin"
+    assert not r.stopped_early and not r.diverged and math.isfinite(r.test_accuracy)  # a normal finished run
+    assert r.curves.train_loss == full.curves.train_loss[:expected]  # same run up to there, bit for bit
+    assert plateau_length(r.curves.train_loss).epochs == exit_epoch - 1  # the measure is unchanged by the stop
+
+
+def test_stop_margin_on_the_plateau_runs_all_epochs(small_split):
+    r = train(article_preset(epochs=20, device="cpu", eval_every=5, stop_margin=0), split=small_split)
+    assert r.epochs == 20 and r.stop_reason == "epochs" and not r.stopped_early
+
+
+def test_stop_reason_names_callback_and_divergence(small_split):
+    assert train(_cfg(epochs=20), split=small_split, on_eval=lambda ep, m: True).stop_reason == "callback"
+    blowup = RunConfig(
+        model=ModelConfig(activation="relu", init_std=1.0),
+        data=DataConfig(normalization="raw"),
+        train=TrainConfig(device="cpu", epochs=20, lr=1e6, eval_every=5),
+    )
+    assert train(blowup, split=small_split).stop_reason == "diverged"
+
+
+def test_subset_seed_is_separate_from_the_train_seed():
+    from mnist_fc.data import load_split
+
+    def subset(subset_seed, seed):
+        return load_split(DataConfig(train_size=300, subset_seed=subset_seed), seed=seed).y_train.tolist()
+
+    assert subset(7, seed=0) == subset(7, seed=1)  # the init seed varies, the images do not
+    assert subset(7, seed=0) != subset(8, seed=0)
+    assert subset(None, seed=3) == subset(3, seed=0)  # None: the train seed, as before the field existed
+
+
+def test_old_stored_config_dicts_still_load():
+    old = RunConfig().to_dict()
+    del old["data"]["subset_seed"], old["train"]["stop_margin"]
+    assert RunConfig.from_dict(old) == RunConfig()
