@@ -22,19 +22,11 @@ from collections.abc import Hashable, Sequence
 import torch
 import torch.nn.functional as F
 
-from mnist_fc.config import RunConfig
+from mnist_fc.config import RunConfig, validate
 from mnist_fc.data import Split
-from mnist_fc.trainer import (
-    DeviceData,
-    EvalCallback,
-    RunState,
-    TrainResult,
-    _autocast,
-    enable_tf32,
-    prepare,
-    run_settings,
-    sync,
-)
+from mnist_fc.results import EvalCallback, TrainResult
+from mnist_fc.runstate import RunState
+from mnist_fc.runtime import DeviceData, autocast, enable_tf32, prepare, run_settings, sync
 
 
 def batch_key(cfg: RunConfig) -> Hashable | None:
@@ -75,13 +67,15 @@ def train_batched(
     keys = {batch_key(c) for c in cfgs}
     if None in keys or len(keys) != 1:
         raise ValueError("train_batched needs configs with one common batch key (see mnist_fc.batched.batch_key)")
-    callbacks = list(on_eval) if on_eval is not None else [None] * len(cfgs)
+    callbacks: list[EvalCallback | None] = list(on_eval) if on_eval is not None else [None] * len(cfgs)
     if len(callbacks) != len(cfgs):
         raise ValueError("on_eval needs one callback (or None) per config")
-    device, precision, data = prepare(cfgs[0], split)
+    p = prepare(cfgs[0], split)
+    for cfg in cfgs[1:]:
+        validate(cfg)  # the members' own model and training values (the shared ones are checked by prepare)
     torch.manual_seed(cfgs[0].train.seed)
     with run_settings(deterministic=cfgs[0].train.deterministic):
-        return _fit_batched(cfgs, callbacks, data, device, precision)
+        return _fit_batched(cfgs, callbacks, p.data, p.device, p.precision)
 
 
 def _fit_batched(
@@ -100,12 +94,12 @@ def _fit_batched(
     sync(device)
     start = time.perf_counter()
     for epoch in range(1, cfgs[0].train.epochs + 1):
-        active = [i for i, run in enumerate(runs) if not (run.diverged or run.stopped)]
+        active = [i for i, run in enumerate(runs) if not run.done]
         if not active:
             break
         weight = torch.cat([firsts[i].weight for i in active])
         bias = torch.cat([firsts[i].bias for i in active])
-        with _autocast(device, precision):
+        with autocast(device, precision):
             hidden = F.linear(x, weight, bias).split([firsts[i].out_features for i in active], dim=1)
             logits = [rests[i](h) for i, h in zip(active, hidden, strict=True)]
         losses = [F.cross_entropy(out.float(), y) for out in logits]
@@ -117,7 +111,7 @@ def _fit_batched(
             runs[i].record(epoch, loss, out, y)
         for i in active:
             runs[i].check(epoch, data, precision)
-            if runs[i].diverged or runs[i].stopped or epoch == cfgs[0].train.epochs:
+            if runs[i].done:
                 sync(device)
                 seconds[i] = time.perf_counter() - start
     sync(device)

@@ -10,6 +10,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+N_PIXELS = 784  # 28 x 28 MNIST images, flattened: the first layer's fan-in
+N_CLASSES = 10  # digits 0-9: the last layer's width
+ARTICLE_EPOCHS = 50_000  # the article's full-batch run (on a GPU)
+DEFAULT_EPOCHS = 500  # a TrainConfig without `epochs`: keeps one CPU run to minutes (the study layer
+# picks its own per-trial default by device, see study/defaults.py)
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "gelu", "silu")
 INIT_DISTRIBUTIONS = ("normal", "uniform")
 NORMALIZATIONS = ("article", "raw", "unit", "global", "per_pixel")
@@ -21,7 +27,7 @@ SCHEDULES = ("none", "cosine", "onecycle")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """784 -> h1 -> h2 -> 10: exactly two hidden fully connected layers."""
+    """N_PIXELS -> h1 -> h2 -> N_CLASSES: exactly two hidden fully connected layers."""
 
     n_units_l1: int = 100  # article: 100 hidden units in the first layer
     n_units_l2: int = 30  # article: 30 in the second
@@ -47,13 +53,16 @@ class DataConfig:
     # True: train on all 60,000 official training images (train + validation), for a final model whose
     # configuration was already chosen on validation; validation metrics are then NOT held out.
     include_validation: bool = False
+    # Seed of the stratified train_size subsample; None = the run's train seed (as before this field
+    # existed, so older studies reproduce). Set it to vary the init seed on a fixed subset, or back.
+    subset_seed: int | None = None
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Full-batch gradient descent, as in the article, unless told otherwise."""
+    """Full-batch gradient descent, as in the article, unless told otherwise (defaults are the article's)."""
 
-    epochs: int = 500  # article: 50,000 on a GPU; CPU default keeps a run to minutes
+    epochs: int = DEFAULT_EPOCHS  # article: ARTICLE_EPOCHS
     lr: float = 0.1  # article: plain SGD, lr 0.1, no momentum
     momentum: float = 0.0  # article: none
     weight_decay: float = 0.0  # article: none
@@ -62,6 +71,10 @@ class TrainConfig:
     device: str = "auto"  # "auto" = cuda when available, else cpu
     precision: str = "auto"  # "auto" = bf16 on a CUDA GPU that has it, fp32 on CPU
     deterministic: bool = True  # torch deterministic algorithms (CPU runs repeat bit for bit)
+    # Full-batch loops: end the run (a normal finish, not an early stop) at the first check at or after
+    # the plateau exit epoch + stop_margin (exit: the loss falls clearly below its plateau, see
+    # mnist_fc/measures.py). None = run all epochs. For designs that measure the plateau only.
+    stop_margin: int | None = None
     # Everything below is off by default: the article's full-batch plain SGD. Any non-default
     # value routes training through the minibatch loop (mnist_fc/minibatch.py).
     optimizer: str = "sgd"  # article: plain SGD (uses `momentum`); "nesterov" needs momentum > 0
@@ -118,7 +131,7 @@ def article_preset(**train_overrides: Any) -> RunConfig:
     return RunConfig(
         model=ModelConfig(),
         data=DataConfig(normalization="article"),
-        train=dataclasses.replace(TrainConfig(epochs=50_000, lr=0.1), **train_overrides),
+        train=dataclasses.replace(TrainConfig(epochs=ARTICLE_EPOCHS), **train_overrides),
     )
 
 
@@ -146,6 +159,8 @@ def validate(cfg: RunConfig) -> None:
         (t.momentum >= 0, "momentum must be >= 0"),
         (t.weight_decay >= 0, "weight decay must be >= 0"),
         (t.eval_every >= 1, "eval-every must be >= 1"),
+        (t.stop_margin is None or t.stop_margin >= 0, "stop margin must be >= 0"),
+        (d.subset_seed is None or d.subset_seed >= 0, "subset seed must be >= 0"),
         (t.optimizer in OPTIMIZERS, f"unknown optimizer {t.optimizer!r} (choose from {', '.join(OPTIMIZERS)})"),
         (t.optimizer != "nesterov" or t.momentum > 0, "the nesterov optimizer needs momentum > 0"),
         (t.batch_size is None or t.batch_size >= 1, "batch size must be >= 1"),

@@ -22,11 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_fc.config import DataConfig
+from mnist_fc.config import N_CLASSES, N_PIXELS, DataConfig
 from mnist_fc.errors import DataError
 
-N_PIXELS = 784
-N_CLASSES = 10
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -269,8 +267,8 @@ def stratified_subsample(y: np.ndarray, size: int, *, seed: int) -> np.ndarray:
 def load_split(cfg: DataConfig, *, seed: int = 0) -> Split:
     """The train/validation/test split described in this module's docstring."""
     if cfg.source == "csv":
-        x_tr, y_tr = load_csv(cfg.train_csv)  # type: ignore[arg-type]
-        x_te, y_te = load_csv(cfg.test_csv)  # type: ignore[arg-type]
+        x_tr, y_tr = load_csv(cfg.train_csv)  # type: ignore[arg-type]  # validate() requires both paths with source="csv"
+        x_te, y_te = load_csv(cfg.test_csv)  # type: ignore[arg-type]  # (same)
     else:
         x_tr, y_tr, x_te, y_te = load_embedded()
     n_val = cfg.validation_size
@@ -280,6 +278,7 @@ def load_split(cfg: DataConfig, *, seed: int = 0) -> Split:
     # include_validation: the final model trains on all official training images (train + val).
     x_train, y_train = (x_tr, y_tr) if cfg.include_validation else (x_tr[:cut], y_tr[:cut])
     if cfg.train_size is not None and cfg.train_size < len(x_train):
+        seed = cfg.subset_seed if cfg.subset_seed is not None else seed  # its own seed, when set
         idx = stratified_subsample(y_train, cfg.train_size, seed=seed)
         x_train, y_train = x_train[idx], y_train[idx]
     return Split(x_train, y_train, x_tr[cut:], y_tr[cut:], x_te, y_te)

@@ -19,9 +19,9 @@ def resolve_device(name: str) -> torch.device:
 def resolve_precision(name: str, device: torch.device) -> str:
     """ "auto" -> bf16 on CUDA GPUs that support it; fp32 on CPU.
 
-    On CPU, having bf16 instructions is not enough: on this project's Xeon CI machine a
-    bf16 matmul of the article's shapes ran *slower* than fp32 (~140 vs ~170 GFLOP/s,
-    see bench/), so bf16 on CPU is opt-in with --precision bf16.
+    On CPU, whether bf16 beats fp32 is a property of the machine (it was slower on one CPU
+    without AMX and faster on others; bench/speed.py measures it per machine), so bf16 on CPU
+    is opt-in with --precision bf16.
     """
     if name != "auto":
         if name not in ("fp32", "bf16"):

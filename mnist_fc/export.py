@@ -28,6 +28,9 @@ ONNX_OPSET = 17
 class PixelNet(nn.Module):
     """An FCNet behind its input normalisation: raw pixels (0-255) in, logits out."""
 
+    input_shift: torch.Tensor  # buffers registered below (names SHIFT_KEY, SCALE_KEY)
+    input_scale: torch.Tensor
+
     def __init__(self, net: FCNet, shift: torch.Tensor, scale: torch.Tensor) -> None:
         super().__init__()
         self.net = net

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from mnist_fc.config import ModelConfig
+from mnist_fc.config import N_CLASSES, N_PIXELS, ModelConfig
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
@@ -37,12 +37,12 @@ def init_weight_(w: torch.Tensor, cfg: ModelConfig, *, generator: torch.Generato
 
 
 class FCNet(nn.Module):
-    """784 -> n_units_l1 -> n_units_l2 -> 10, activation after each hidden layer.
+    """N_PIXELS -> n_units_l1 -> n_units_l2 -> N_CLASSES, activation after each hidden layer.
 
     Optional BatchNorm1d sits between each hidden Linear and its activation; biases start at 0.
     """
 
-    def __init__(self, cfg: ModelConfig, *, n_inputs: int = 784, n_classes: int = 10) -> None:
+    def __init__(self, cfg: ModelConfig, *, n_inputs: int = N_PIXELS, n_classes: int = N_CLASSES) -> None:
         super().__init__()
         self.cfg = cfg
         act = _ACTIVATIONS[cfg.activation]

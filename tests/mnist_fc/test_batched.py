@@ -66,3 +66,14 @@ def test_grouping_rules():
     assert group_by_key([MEMBERS[0], other_data, MEMBERS[1], dropout]) == [[0, 2], [1], [3]]
     with pytest.raises(ValueError, match="common batch key"):
         train_batched([MEMBERS[0], other_data])
+
+
+def test_stop_margin_is_per_member(small_split):
+    margin = dataclasses.replace(MEMBERS[1], train=dataclasses.replace(MEMBERS[1].train, stop_margin=2))
+    cfgs = [MEMBERS[0], margin]
+    assert batch_key(MEMBERS[0]) == batch_key(margin)  # a member's margin does not split the batch
+    batched = train_batched(cfgs, split=small_split)
+    alone = train(margin, split=small_split)
+    assert batched[1].stop_reason == alone.stop_reason == "plateau_margin" and batched[1].epochs == alone.epochs < 20
+    assert batched[1].curves.train_loss == pytest.approx(alone.curves.train_loss, rel=1e-4, abs=1e-5)
+    assert batched[0].epochs == 20 and batched[0].stop_reason == "epochs"

@@ -1,8 +1,17 @@
 import dataclasses
+import json
 import math
+import os
+import subprocess
+import sys
 
+import pytest
+import torch
+
+from mnist_fc.checkpoint import CheckpointError
 from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig, article_preset
-from mnist_fc.trainer import train
+from mnist_fc.trainer import fit, train
+from tests.conftest import REPO
 
 
 def _cfg(**train):
@@ -59,3 +68,138 @@ def test_on_eval_can_stop_early(small_split):
 def test_bf16_runs_and_learns(small_split):
     r = train(dataclasses.replace(_cfg(precision="bf16")), split=small_split)
     assert r.precision == "bf16" and r.val_accuracy > 0.7
+
+
+# --- checkpoint / resume (issue 10: a long single run survives interruption) ---------------------
+
+RESUMABLE = RunConfig(  # momentum buffers, BatchNorm statistics and dropout's RNG all must resume
+    model=ModelConfig(n_units_l1=40, n_units_l2=20, batchnorm=True, dropout=0.1),
+    data=DataConfig(normalization="per_pixel", train_size=1000),
+    train=TrainConfig(device="cpu", epochs=20, lr=0.5, momentum=0.5, eval_every=5),
+)
+
+# A separate process that trains with a checkpoint and dies (no cleanup, like a kill) at epoch 15:
+# its last checkpoint is the one written after epoch 10.
+CRASHING_RUN = """
+import os, sys
+from pathlib import Path
+from mnist_fc.config import RunConfig
+from mnist_fc.trainer import fit
+cfg = RunConfig.from_dict(__import__("json").loads(sys.argv[1]))
+fit(cfg, checkpoint=Path(sys.argv[2]), checkpoint_every=5, on_eval=lambda ep, m: ep >= 15 and os._exit(3))
+"""
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_resume_from_checkpoint_is_bit_identical(tmp_path):
+    straight = fit(RESUMABLE)
+    ckpt = tmp_path / "run.ckpt"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, json.dumps(RESUMABLE.to_dict()), str(ckpt)], env=env, check=False
+    )
+    assert crashed.returncode == 3 and ckpt.exists()
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 10  # the kill came before the epoch-15 checkpoint
+    resumed = fit(RESUMABLE, checkpoint=ckpt, checkpoint_every=5)
+    a, b = straight.result, resumed.result
+    assert b.curves.to_dict() == a.curves.to_dict()  # exact: bit for bit
+    assert {k: v for k, v in b.summary().items() if k != "seconds"} == {
+        k: v for k, v in a.summary().items() if k != "seconds"
+    }
+    wa, wb = _weights(straight.model), _weights(resumed.model)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    # The finished run left its final checkpoint: running again returns the same result without training.
+    again = fit(RESUMABLE, checkpoint=ckpt, checkpoint_every=5)
+    assert again.result.curves.to_dict() == a.curves.to_dict() and again.result.test_accuracy == a.test_accuracy
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    short = dataclasses.replace(RESUMABLE, train=dataclasses.replace(RESUMABLE.train, epochs=5))
+    fit(short, checkpoint=ckpt, checkpoint_every=5)
+    other = dataclasses.replace(short, train=dataclasses.replace(short.train, lr=0.3))
+    with pytest.raises(CheckpointError, match=r"another configuration \(train.lr: 0.5 stored, 0.3 now\)"):
+        fit(other, checkpoint=ckpt, checkpoint_every=5)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        fit(short, checkpoint=ckpt, checkpoint_every=5)
+
+
+def test_article_run_script_logs_like_the_article_and_resumes(tmp_path):
+    script = REPO / "scripts" / "article_run.py"
+    argv = [sys.executable, str(script), "--epochs", "6", "--train-size", "600", "--eval-every", "3"]
+    argv += ["--log-every", "3", "--checkpoint", str(tmp_path / "a.ckpt"), "--checkpoint-every", "3"]
+    argv += ["--device", "cpu", "--out", str(tmp_path / "out")]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    first = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert [line.split(",")[0] for line in lines[:3]] == ["Epoch 1", "Epoch 3", "Epoch 6"]
+    assert lines[0].startswith("Epoch 1, Loss 2.3") and ", Acc 0." in lines[0]
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    curves = json.loads((tmp_path / "out" / "curves.json").read_text())
+    assert result["epochs"] == 6 and len(curves["train_loss"]) == 6 and result["config"]["data"]["include_validation"]
+    second = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # resumes the finished run
+    assert second.returncode == 0 and json.loads((tmp_path / "out" / "curves.json").read_text()) == curves
+    assert not any(line.startswith("Epoch") for line in second.stdout.splitlines())  # nothing retrained
+    bad = subprocess.run(
+        [*argv[:-2], "--epochs", "7", "--out", str(tmp_path / "o2")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and "another configuration" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- stop_margin: end a run a declared number of epochs after it left the plateau ----------------
+
+
+def test_stop_margin_ends_the_run_after_the_plateau_exit(small_split):
+    from mnist_fc.measures import plateau_length
+
+    cfg = _cfg(epochs=60, eval_every=4, lr=0.3, stop_margin=6)
+    full = train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stop_margin=None)), split=small_split)
+    exit_epoch = plateau_length(full.curves.train_loss).epochs + 1  # the measure counts steps before it
+    assert 1 < exit_epoch < 40  # the test config does leave its plateau, and not at once
+    r = train(cfg, split=small_split)
+    expected = next(e for e in range(4, 61, 4) if e >= exit_epoch + 6)  # the first check at/after exit + margin
+    assert r.epochs == expected and r.stop_reason == "plateau_margin"
+    assert not r.stopped_early and not r.diverged and math.isfinite(r.test_accuracy)  # a normal finished run
+    assert r.curves.train_loss == full.curves.train_loss[:expected]  # same run up to there, bit for bit
+    assert plateau_length(r.curves.train_loss).epochs == exit_epoch - 1  # the measure is unchanged by the stop
+
+
+def test_stop_margin_on_the_plateau_runs_all_epochs(small_split):
+    r = train(article_preset(epochs=20, device="cpu", eval_every=5, stop_margin=0), split=small_split)
+    assert r.epochs == 20 and r.stop_reason == "epochs" and not r.stopped_early
+
+
+def test_stop_reason_names_callback_and_divergence(small_split):
+    assert train(_cfg(epochs=20), split=small_split, on_eval=lambda ep, m: True).stop_reason == "callback"
+    blowup = RunConfig(
+        model=ModelConfig(activation="relu", init_std=1.0),
+        data=DataConfig(normalization="raw"),
+        train=TrainConfig(device="cpu", epochs=20, lr=1e6, eval_every=5),
+    )
+    assert train(blowup, split=small_split).stop_reason == "diverged"
+
+
+def test_subset_seed_is_separate_from_the_train_seed():
+    from mnist_fc.data import load_split
+
+    def subset(subset_seed, seed):
+        return load_split(DataConfig(train_size=300, subset_seed=subset_seed), seed=seed).y_train.tolist()
+
+    assert subset(7, seed=0) == subset(7, seed=1)  # the init seed varies, the images do not
+    assert subset(7, seed=0) != subset(8, seed=0)
+    assert subset(None, seed=3) == subset(3, seed=0)  # None: the train seed, as before the field existed
+
+
+def test_old_stored_config_dicts_still_load():
+    old = RunConfig().to_dict()
+    del old["data"]["subset_seed"], old["train"]["stop_margin"]
+    assert RunConfig.from_dict(old) == RunConfig()

@@ -1,0 +1,96 @@
+"""Checkpoints of a full-batch run, so a long run (the article's 50,000 epochs) survives interruption.
+
+A checkpoint holds everything the loop's next epoch depends on: weights (with BatchNorm statistics),
+optimiser state (momentum buffers), the per-epoch loss/correct buffers, the validation curves so far,
+the plateau-exit search, the torch RNG state (dropout) and the run's config. Resuming from it gives
+bit-identical curves and weights on the CPU. Writes are atomic (temporary file, fsync, os.replace):
+a crash while writing leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mnist_fc.runstate import RunState
+
+FORMAT = 1  # bump when the stored fields change
+
+
+class CheckpointError(ValueError):
+    """The checkpoint file belongs to another run, or cannot be read: a user error, not a bug."""
+
+
+def save(path: Path, run: RunState, *, seconds: float) -> None:
+    """Write `run`'s state after epoch `run.epochs_run` to `path`, atomically."""
+    e = run.epochs_run
+    state: dict[str, Any] = {
+        "format": FORMAT,
+        "config": run.cfg.to_dict(),
+        "epoch": e,
+        "seconds": seconds,
+        "model": run.model.state_dict(),
+        "optimizer": run.opt.state_dict(),
+        "losses": run.losses[:e].cpu(),
+        "correct": run.correct[:e].cpu(),
+        "curves": run.curves.to_dict(),
+        "val": (run.val_loss, run.val_acc),
+        "flags": {"diverged": run.diverged, "stopped": run.stopped, "margin_reached": run.margin_reached},
+        "plateau": (run.plateau_exit, run.scanned),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def restore(path: Path, run: RunState) -> float:
+    """Load `path` into `run` (same config required); return the training seconds already spent."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, dicts, numbers only
+    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a mnist_fc checkpoint (format {FORMAT})")
+    if state["config"] != run.cfg.to_dict():
+        diff = _config_diff(state["config"], run.cfg.to_dict())
+        raise CheckpointError(f"checkpoint {path} is for another configuration ({diff}); delete it or use another path")
+    device = run.losses.device
+    e = int(state["epoch"])
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.losses[:e] = state["losses"].to(device)
+    run.correct[:e] = state["correct"].to(device)
+    c = state["curves"]
+    run.curves.eval_epochs, run.curves.val_loss, run.curves.val_accuracy = (
+        list(c["eval_epochs"]),
+        list(c["val_loss"]),
+        list(c["val_accuracy"]),
+    )
+    run.val_loss, run.val_acc = state["val"]
+    flags = state["flags"]
+    run.diverged, run.stopped, run.margin_reached = flags["diverged"], flags["stopped"], flags["margin_reached"]
+    run.plateau_exit, run.scanned = state["plateau"]
+    run.epochs_run = e
+    torch.set_rng_state(state["rng"])
+    if state["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return float(state["seconds"])
+
+
+def _config_diff(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
+    diffs = [
+        f"{part}.{k}: {stored.get(part, {}).get(k)!r} stored, {v!r} now"
+        for part, fields in wanted.items()
+        for k, v in fields.items()
+        if stored.get(part, {}).get(k) != v
+    ]
+    return "; ".join(diffs[:3]) or "different fields"
