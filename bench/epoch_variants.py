@@ -168,6 +168,49 @@ def rounds(methods: dict[str, Step], *, epochs: int, n_rounds: int) -> dict[str,
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
+def _median_time(f: Callable[[], object], reps: int) -> float:
+    f()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def _layer_rates(x: torch.Tensor, reps: int, chunk: int = 16384) -> list[float]:
+    """GFLOP/s of forward, wgrad, chunked forward, chunked wgrad (fp32 accumulation of the chunks)."""
+    rows, dt = len(x), x.dtype
+    w = torch.randn(100, 784).to(dt)
+    g = torch.randn(rows, 100).to(dt)
+    out = torch.empty(rows, 100, dtype=dt)
+    acc = torch.empty(100, 784)
+
+    def fwd_chunks() -> None:
+        for i in range(0, rows, chunk):
+            torch.mm(x[i : i + chunk], w.t(), out=out[i : i + chunk])
+
+    def wgrad_chunks() -> None:
+        acc.zero_()
+        for i in range(0, rows, chunk):
+            acc.add_(g[i : i + chunk].t() @ x[i : i + chunk])
+
+    gflop = 2 * rows * 784 * 100 / 1e9
+    return [gflop / _median_time(f, reps) for f in (lambda: x @ w.t(), lambda: g.t() @ x, fwd_chunks, wgrad_chunks)]
+
+
+def gemm_rates(x32: torch.Tensor, reps: int) -> None:
+    """GFLOP/s of the first layer's two GEMMs by row count and dtype, and with the batch cut in row chunks."""
+    print(f"\n## first-layer GEMM rates (GFLOP/s, median of {reps}), 784 -> 100")
+    print("| rows | dtype | forward x @ W^T | wgrad g^T @ x | forward in 16384-row chunks | wgrad in chunks |")
+    print("|---|---|---|---|---|---|")
+    n = len(x32)
+    for rows in sorted({min(8192, n), min(16384, n), n}):
+        for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            r = _layer_rates(x32[:rows].to(dt), reps)
+            print(f"| {rows} | {name} | " + " | ".join(f"{v:.0f}" for v in r) + " |", flush=True)
+
+
 def profile(step: Step, epochs: int, label: str) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as prof_
@@ -187,6 +230,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="also print the profiler's top ops per variant")
     ap.add_argument("--compile", action="store_true", help="include torch.compile (slow first call)")
+    ap.add_argument("--gemm", action="store_true", help="also print first-layer GEMM rates by row count")
     a = ap.parse_args()
     torch.set_flush_denormal(True)  # as the trainer's run_settings
     split = load_split(DataConfig(train_size=2000 if a.quick else None), seed=0)
@@ -232,6 +276,8 @@ def main() -> None:
     bound = sec["bound: 2 bf16 GEMMs"]
     for k, s in sec.items():
         print(f"| {k} | {1e3 * s:.1f} | {base / s:.2f} | {s / bound:.2f} |")
+    if a.gemm:
+        gemm_rates(x32, 3 if a.quick else 7)
     if a.profile:
         for k in ("trainer bf16", "manual bf16"):
             profile(methods[k], epochs, k)
