@@ -254,7 +254,11 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="also print the profiler's top ops per variant")
     ap.add_argument("--compile", action="store_true", help="include torch.compile (slow first call)")
     ap.add_argument("--gemm", action="store_true", help="also print first-layer GEMM rates by row count")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    ap.add_argument("--only", help="comma-separated substrings: time only variants whose name contains one")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)  # as the trainer's run_settings
     split = load_split(DataConfig(train_size=2000 if a.quick else None), seed=0)
     norm = fit_normalizer("article", split.x_train)
@@ -275,6 +279,9 @@ def main() -> None:
         "manual bf16 L1 only": ManualStep(fresh(), xbf, y, epochs + 2, tail_fp32=True),
         "bound: 2 bf16 GEMMs": BoundStep(xbf),
     }
+    if a.only:
+        keep = [w.strip() for w in a.only.split(",")] + ["article fp32", "trainer bf16", "bound"]
+        methods = {k: m for k, m in methods.items() if any(w in k for w in keep)}
     if a.compile:
         t = time.perf_counter()
         methods["compiled fwd+loss"] = CompiledStep(fresh(), xbf, y, epochs + 2)
