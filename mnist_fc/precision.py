@@ -19,7 +19,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,28 @@ def _write_cache(path: Path, entries: dict[str, Any]) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _probe_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock next to the cache file, so two workers never probe (and contend) at once.
+
+    Best effort: without fcntl (Windows) or a writable folder, no lock.
+    """
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path.with_name(path.name + ".lock"), "a")
+    except (ImportError, OSError):
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def gemm_timer(device: torch.device, *, reps: int = PROBE_REPS) -> Timer:
     """The real timer: median seconds of one GEMM, operands laid out as nn.Linear's forward / backward use them."""
     cache: dict[tuple[str, int, int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -239,6 +261,20 @@ def choose_precision(
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return PrecisionChoice("fp32", "GPU has no bf16", 1.0, margin, allow_bf16, name, (), 0.0, True, None)
     path = (cache_dir if cache_dir is not None else cache_dir_default()) / CACHE_FILE
+    with _probe_lock(path):  # parallel workers: one probes, the others then read its figures
+        return _choose(device, shapes, path, name, allow_bf16, margin, timer, max_rows)
+
+
+def _choose(
+    device: torch.device,
+    shapes: Sequence[LayerShape],
+    path: Path,
+    name: str,
+    allow_bf16: bool,
+    margin: float,
+    timer: Timer | None,
+    max_rows: int,
+) -> PrecisionChoice:
     entries = _read_cache(path)
     time_one = timer or gemm_timer(device)
     figures: list[ShapeFigures] = []

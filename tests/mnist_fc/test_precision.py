@@ -125,3 +125,24 @@ def test_real_timer_measures_small_shapes(tmp_path):
 def test_no_shapes_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="at least one"):
         P.choose_precision(CPU, [], allow_bf16=True, cache_dir=tmp_path)
+
+
+def test_parallel_workers_probe_once(tmp_path):
+    """Two workers asking at once: the lock makes one probe and the other read its figures."""
+    import threading
+
+    calls: list = []
+    results: list = []
+
+    def worker() -> None:
+        results.append(
+            P.choose_precision(CPU, ARTICLE, allow_bf16=True, cache_dir=tmp_path, timer=fixed_timer(3, 1, calls))
+        )
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 4  # 2 dtypes x (forward, wgrad), once
+    assert sorted(r.cache_hit for r in results) == [False, True]
