@@ -5,13 +5,16 @@ Run it alone on the machine (other heavy jobs skew every number):
     flock /tmp/mnist-heavy.lock .venv/bin/python bench/speed.py
 
 Sections (each prints a table; --quick shrinks every size for a smoke test):
+  probe     what `--precision auto`'s probe (mnist_fc/precision.py) measures and picks for the article's
+            first layer on this machine (fresh, uncached probe; its seconds included)
   epoch     ms/epoch of the article config (784-100-30-10 sigmoid, full batch of 50,000, lr 0.1):
             the article's loop re-typed minimal (fp32, nn.Sequential), the project trainer in fp32
-            and bf16, optionally torch.compile of the article loop, and batched-k (k trials trained
-            as one model) against the same k trained one after another, for article-size and small
-            nets. Methods are interleaved round by round and the median round is kept, so load from
-            other processes hits all of them alike.
-  matmul    GFLOP/s of a 60000x784 @ 784x1024 matmul in fp32 and bf16 (why bf16 does not pay here).
+            and bf16, the trainer in the probe's choice, the bound (the two first-layer GEMMs alone in
+            bf16: forward x @ W1^T and weight gradient g^T @ x), optionally torch.compile of the article
+            loop, and batched-k (k trials trained as one model) against the same k trained one after
+            another, for article-size and small nets. Methods are interleaved round by round and the
+            median round is kept, so load from other processes hits all of them alike.
+  matmul    GFLOP/s of a 60000x784 @ 784x1024 matmul in fp32 and bf16 (whether bf16 pays on this machine).
   accuracy  final validation accuracy, fp32 vs bf16, n seeds (bf16 must not cost accuracy).
   overhead  share of a trial's time spent outside the training step (metrics + storage), for one
             real Objective trial on a real SQLite file.
@@ -45,21 +48,16 @@ from mnist_fc.batched import train_batched  # noqa: E402
 from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig, article_preset  # noqa: E402
 from mnist_fc.data import Split, load_split  # noqa: E402
 from mnist_fc.normalize import fit_normalizer  # noqa: E402
+from mnist_fc.precision import choose_precision, cpu_flags, device_name, first_layer_shapes  # noqa: E402
 from mnist_fc.trainer import train  # noqa: E402
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        flags = Path("/proc/cpuinfo").read_text()
-        model += " (avx512_bf16)" if "avx512_bf16" in flags else ""
-        model += " (amx_bf16)" if "amx_bf16" in flags else ""
-    except OSError:
-        pass
+    """CPU model and the flags that decide bf16's speed (AMX tiles, AVX-512 bf16 dot products)."""
+    flags = cpu_flags()
+    model = device_name(torch.device("cpu"))
+    yes = {True: "yes", False: "no"}
+    model += f" (AMX: {yes['amx_bf16' in flags]}, avx512_bf16: {yes['avx512_bf16' in flags]})"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (
         f"{model}, {len(os.sched_getaffinity(0))} cores, torch {torch.__version__} "
@@ -100,6 +98,29 @@ def article_loop(split: Split, *, compiled: bool = False) -> Callable[[int], flo
         return time.perf_counter() - start
 
     return run
+
+
+def bound_run(split: Split) -> Callable[[int], float]:
+    """The two first-layer GEMMs of an epoch alone, in bf16: what a bf16 epoch cannot go below."""
+    x = torch.randn(len(split.x_train), 784).to(torch.bfloat16)
+    w = torch.randn(100, 784).to(torch.bfloat16)
+    g = torch.randn(len(split.x_train), 100).to(torch.bfloat16)
+
+    def run(epochs: int) -> float:
+        start = time.perf_counter()
+        for _ in range(epochs):
+            x @ w.t()
+            g.t() @ x
+        return time.perf_counter() - start
+
+    return run
+
+
+def bench_probe(split: Split) -> dict:
+    """A fresh probe (temporary cache) on the article's first layer, bf16 allowed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        shapes = first_layer_shapes(len(split.x_train), 784, 100)
+        return choose_precision(torch.device("cpu"), shapes, allow_bf16=True, cache_dir=Path(tmp)).summary()
 
 
 def trainer_run(cfg: RunConfig, split: Split) -> Callable[[int], float]:
@@ -149,7 +170,7 @@ def _members(k: int, h1: int, h2: int) -> list[RunConfig]:
     ]
 
 
-def bench_epoch(split: Split, *, epochs: int, rounds: int, k: int, compile_: bool) -> list[dict]:
+def bench_epoch(split: Split, *, epochs: int, rounds: int, k: int, compile_: bool, auto: str) -> list[dict]:
     art = article_preset(device="cpu", eval_every=10)
     fp32 = dataclasses.replace(art, train=dataclasses.replace(art.train, precision="fp32"))
     bf16 = dataclasses.replace(art, train=dataclasses.replace(art.train, precision="bf16"))
@@ -157,6 +178,8 @@ def bench_epoch(split: Split, *, epochs: int, rounds: int, k: int, compile_: boo
         "article loop (fp32, nn.Sequential)": article_loop(split),
         "trainer fp32": trainer_run(fp32, split),
         "trainer bf16": trainer_run(bf16, split),
+        f"trainer, the probe's choice ({auto})": trainer_run(fp32 if auto == "fp32" else bf16, split),
+        "bound: 2 first-layer GEMMs in bf16": bound_run(split),
     }
     if compile_:
         t0 = time.perf_counter()
@@ -349,7 +372,7 @@ def table(rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test, numbers meaningless")
-    p.add_argument("--sections", default="epoch,matmul,accuracy,overhead,study")
+    p.add_argument("--sections", default="probe,epoch,matmul,accuracy,overhead,study")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True, help="time torch.compile too")
     p.add_argument("--json", type=Path, help="also write all results here")
     a = p.parse_args()
@@ -361,9 +384,23 @@ def main() -> None:
     print(f"machine: {machine()}\nload average at start: {load()}\n", flush=True)
     out: dict = {"machine": machine()}
     split = load_split(DataConfig(train_size=2000 if q else None), seed=0)
+    auto = "fp32"
+    if "probe" in sections or "epoch" in sections:
+        r = bench_probe(split)
+        out["probe"] = r
+        auto = r["precision"]
+        print("## `--precision auto` probe (fresh cache), article first layer")
+        for s in r["shapes"]:
+            print(
+                f"{s['rows']}x{s['in_features']}x{s['out_features']} (timed at {s['probe_rows']} rows): "
+                f"fp32 {s['fp32_gflops']:.0f} GFLOP/s, bf16 {s['bf16_gflops']:.0f} GFLOP/s"
+            )
+        print(f"choice: {r['precision']} ({r['reason']}); probe took {r['seconds']:.2f} s\n", flush=True)
     if "epoch" in sections:
         k = 4
-        rows = bench_epoch(split, epochs=2 if q else 10, rounds=1 if q else 3, k=k, compile_=a.compile and not q)
+        rows = bench_epoch(
+            split, epochs=2 if q else 10, rounds=1 if q else 3, k=k, compile_=a.compile and not q, auto=auto
+        )
         out["epoch"] = rows
         print(f"## ms per epoch, article config, full batch of {len(split.x_train)} (median of interleaved rounds)")
         print(
