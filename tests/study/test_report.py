@@ -289,3 +289,15 @@ def test_report_page_draws_every_figure_in_a_real_browser(report_dir: Path, tmp_
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     print(f"report screenshot: {shot}")
+
+
+def test_export_types_an_all_missing_measure_as_a_number(tiny_study: str, tmp_path: Path) -> None:
+    """No 30-epoch trial on 300 images reaches 97%: the column is all missing, yet typed double, not null."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "t.parquet"
+    assert main(["export", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out)]) == 0
+    types = {f.name: str(f.type) for f in pq.read_schema(out)}
+    assert pd.read_parquet(out)["epochs_to_val97"].isna().all()
+    assert types["epochs_to_val97"] == "double" and types["epochs_to_val90"] in ("double", "int64")
+    assert "null" not in types.values()
