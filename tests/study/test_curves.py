@@ -105,10 +105,15 @@ def test_legacy_table_is_read_by_trial_id_and_never_attaches_to_a_recreated_stud
     storage = open_storage(url)
     table = _legacy_table(storage.engine)
     old = optuna.create_study(study_name="old", storage=storage, direction="maximize")
-    for i in range(2):
+    for _ in range(2):
         old.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5, user_attrs={"config": {}}))
     rows = [
-        {"trial_id": t._trial_id, "study_name": "old", "trial_number": t.number, "payload": encode(_curves(seed=t.number))}
+        {
+            "trial_id": t._trial_id,
+            "study_name": "old",
+            "trial_number": t.number,
+            "payload": encode(_curves(seed=t.number)),
+        }
         for t in old.get_trials()
     ]
     with storage.engine.begin() as conn:
