@@ -301,3 +301,26 @@ def test_export_types_an_all_missing_measure_as_a_number(tiny_study: str, tmp_pa
     assert pd.read_parquet(out)["epochs_to_val97"].isna().all()
     assert types["epochs_to_val97"] == "double" and types["epochs_to_val90"] in ("double", "int64")
     assert "null" not in types.values()
+
+
+def test_extra_sections_plug_into_the_report(tiny_study: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-claim figures (another module) add a section with a hook; the page draws them like the rest."""
+    import plotly.graph_objects as go
+
+    from study.analysis import report as rp
+    from study.storage import curve_store, load_study, open_storage
+
+    seen = {}
+
+    def hook(study, trials, curves):
+        seen["n"] = (len(trials), len(curves))
+        return [("claim_1a", "Claim 1a: saturation by width", go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))]
+
+    monkeypatch.setattr(rp, "EXTRA_SECTIONS", [("Per-claim figures", hook)])
+    storage = open_storage(tiny_study, create=False)
+    report = rp.build_report(load_study(storage, STUDY), curve_store(storage).load(STUDY))
+    assert seen["n"] == (8, 8)
+    assert list(report.figures)[-1] == "claim_1a" and report.sections["claim_1a"] == "Per-claim figures"
+    page = rp.render_html(report)
+    assert "<h2>Per-claim figures</h2>" in page and ">Claim 1a: saturation by width <" in page
+    assert 'id="plot-claim_1a"' in page
