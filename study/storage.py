@@ -206,7 +206,7 @@ def curve_store(storage: RDBStorage) -> CurveStore:
     """The curve table beside Optuna's; creating it races like Optuna's own tables, so retry."""
     for attempt in range(INIT_ATTEMPTS):
         try:
-            return CurveStore(storage.engine)
+            return CurveStore(storage)
         except (sa.exc.IntegrityError, sa.exc.OperationalError, sa.exc.ProgrammingError):
             if attempt == INIT_ATTEMPTS - 1:
                 raise

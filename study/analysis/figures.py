@@ -23,6 +23,9 @@ BUCKETS: dict[str, tuple[float, ...]] = {
 }
 CURVE_FACTORS = ("init_std", "n_units_l1", "normalization", "lr", "batchnorm")
 QUANTILES = (0.25, 0.5, 0.75)  # the band is the interquartile range around the median
+BAND_ALPHA = 0.08  # fill opacity of a band: several overlapping bands stay readable
+SLICE_COLS = 3  # the slice plot wraps its parameters into rows of this many panels
+PANEL_HEIGHT = 320  # px per row of wrapped panels
 
 
 def _edge(x: float) -> str:
@@ -164,8 +167,11 @@ def draw_curve_bands(loss: pd.DataFrame, acc: pd.DataFrame, *, factor: str) -> g
             if f.empty:
                 continue
             n = int(f["n"].max())
+            edge = {"width": 0.6, "color": _rgba(color, 0.5), "dash": "dot"}  # overlapping bands stay legible
             fig.add_trace(
-                go.Scatter(x=f["epoch"], y=f["q75"], line={"width": 0}, showlegend=False, hoverinfo="skip"),
+                go.Scatter(
+                    x=f["epoch"], y=f["q75"], mode="lines", line=edge, showlegend=False, hoverinfo="skip", legendgroup=b
+                ),
                 row=1,
                 col=col,
             )
@@ -173,9 +179,11 @@ def draw_curve_bands(loss: pd.DataFrame, acc: pd.DataFrame, *, factor: str) -> g
                 go.Scatter(
                     x=f["epoch"],
                     y=f["q25"],
+                    mode="lines",
                     fill="tonexty",
-                    fillcolor=_rgba(color, 0.2),
-                    line={"width": 0},
+                    fillcolor=_rgba(color, BAND_ALPHA),
+                    line=edge,
+                    legendgroup=b,
                     showlegend=False,
                     hoverinfo="skip",
                 ),
@@ -241,7 +249,8 @@ def draw_oscillation(points: pd.DataFrame) -> go.Figure:
             )
         )
     fig.update_xaxes(type="log", title_text="learning rate")
-    fig.update_yaxes(type="log", title_text="late-training oscillation (detrended relative std)")
+    # A unitless ratio: powers of ten, not SI prefixes (µ, n, p).
+    fig.update_yaxes(type="log", title_text="late-training oscillation (unitless)", exponentformat="power")
     fig.update_layout(title="Oscillation of the training loss late in training vs learning rate")
     return fig
 
@@ -278,3 +287,213 @@ def draw_importances(frame: pd.DataFrame, *, evaluator: str) -> go.Figure:
 
 def top_params(frame: pd.DataFrame, k: int = 2) -> list[str]:
     return [str(p) for p in frame["param"].head(k)]
+
+
+def numeric_params(study: optuna.Study) -> set[str]:
+    """Params with a numeric (int/float) distribution in any trial: booleans and categoricals are left out."""
+    out = set()
+    for t in study.get_trials(deepcopy=False):
+        for name, dist in t.distributions.items():
+            if isinstance(dist, (optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution)):
+                out.add(name)
+    return out
+
+
+def log_params(study: optuna.Study) -> set[str]:
+    return {
+        name
+        for t in study.get_trials(deepcopy=False)
+        for name, dist in t.distributions.items()
+        if getattr(dist, "log", False)
+    }
+
+
+def top_numeric_params(frame: pd.DataFrame, numeric: set[str], k: int = 2) -> list[str]:
+    """The k most important params that are numeric (a contour of a boolean is two stripes)."""
+    return [str(p) for p in frame["param"] if p in numeric][:k]
+
+
+def slice_points(trials: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """Long frame (param, x, value, number) of the COMPLETE trials, one row per trial and param."""
+    done = trials[trials["state"] == "COMPLETE"]
+    present = [p for p in params if p in done.columns]
+    long = done.melt(id_vars=["number", "value"], value_vars=present, var_name="param", value_name="x")
+    return long.dropna(subset=["x"]).reset_index(drop=True)[["param", "x", "value", "number"]]
+
+
+def draw_slice(points: pd.DataFrame, *, log: set[str], cols: int = SLICE_COLS) -> go.Figure:
+    """Optuna's slice plot, wrapped into rows of `cols` panels (one row of 9 panels is 2,700 px wide)."""
+    params = list(dict.fromkeys(points["param"]))
+    rows = max(1, -(-len(params) // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=params, vertical_spacing=0.3 / rows, shared_yaxes=True)
+    for i, p in enumerate(params):
+        f = points[points["param"] == p]
+        r, c = i // cols + 1, i % cols + 1
+        x = f["x"].astype(str) if f["x"].map(lambda v: isinstance(v, (bool, str))).any() else f["x"]
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=f["value"],
+                mode="markers",
+                marker={"color": f["number"], "colorscale": "Blues", "size": 5, "line": {"width": 0.3}},
+                text=[f"trial {n}" for n in f["number"]],
+                showlegend=False,
+            ),
+            row=r,
+            col=c,
+        )
+        if p in log:
+            fig.update_xaxes(type="log", row=r, col=c)
+    fig.update_xaxes(tickfont={"size": 10}, nticks=6)
+    fig.update_yaxes(title_text="validation accuracy", col=1)
+    fig.update_layout(title="Slice: validation accuracy against each parameter (colour: trial number)")
+    fig.update_layout(height=PANEL_HEIGHT * rows + 120)
+    return fig
+
+
+INTERMEDIATE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+def intermediate_bands(study: optuna.Study) -> pd.DataFrame:
+    """Quantiles across trials of the reported intermediate value at each step (columns step, q10..q90, n)."""
+    rows = [
+        {"number": t.number, "step": step, "v": v}
+        for t in study.get_trials(deepcopy=False)
+        for step, v in t.intermediate_values.items()
+    ]
+    cols = ["step", *(f"q{round(q * 100)}" for q in INTERMEDIATE_QUANTILES), "n"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    long = pd.DataFrame(rows).dropna(subset=["v"])
+    g = long.groupby("step")["v"]
+    out = pd.DataFrame({f"q{round(q * 100)}": g.quantile(q) for q in INTERMEDIATE_QUANTILES})
+    out["n"] = g.size()
+    return out.reset_index()[cols]
+
+
+def draw_intermediate(bands: pd.DataFrame) -> go.Figure:
+    """Median and 10-90% / 25-75% bands of the intermediate values: 240 single lines are unreadable."""
+    fig = go.Figure()
+    color = _COLORS[0]
+    for lo, hi, alpha, label in (("q10", "q90", 0.12, "10–90%"), ("q25", "q75", 0.25, "25–75%")):
+        fig.add_trace(
+            go.Scatter(
+                x=bands["step"], y=bands[hi], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=bands["step"],
+                y=bands[lo],
+                fill="tonexty",
+                fillcolor=_rgba(color, alpha),
+                line={"width": 0},
+                name=label,
+            )
+        )
+    fig.add_trace(go.Scatter(x=bands["step"], y=bands["q50"], mode="lines", line={"color": color}, name="median"))
+    fig.add_trace(
+        go.Scatter(
+            x=bands["step"],
+            y=bands["n"],
+            mode="lines",
+            yaxis="y2",
+            line={"color": "grey", "dash": "dot"},
+            name="trials",
+        )
+    )
+    fig.update_layout(
+        title="Intermediate values (validation accuracy reported during training): quantiles over trials",
+        xaxis_title="epoch",
+        yaxis_title="validation accuracy",
+        yaxis2={
+            "title": "trials still running",
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "tickformat": "d",
+            "showgrid": False,
+        },
+    )
+    return fig
+
+
+def wall_time_points(trials: pd.DataFrame) -> pd.DataFrame:
+    """Finished trials in completion order: minutes since the study's first trial started, value,
+    best value so far (a wall clock, so parallel workers count once)."""
+    cols = ["number", "elapsed_min", "value", "best_so_far"]
+    d = trials.dropna(subset=["datetime_complete"])
+    if d.empty or trials["datetime_start"].dropna().empty:
+        return pd.DataFrame(columns=cols)
+    start = pd.to_datetime(trials["datetime_start"].dropna()).min()
+    d = d.assign(done=pd.to_datetime(d["datetime_complete"])).sort_values("done")
+    out = pd.DataFrame(
+        {
+            "number": d["number"].astype(int),
+            "elapsed_min": (d["done"] - start).dt.total_seconds() / 60,
+            "value": pd.to_numeric(d["value"], errors="coerce"),
+        }
+    )
+    out["best_so_far"] = out["value"].cummax()
+    return out.reset_index(drop=True)
+
+
+def draw_wall_time(points: dict[str, pd.DataFrame]) -> go.Figure:
+    """Validation accuracy against wall time, one colour per study: each trial a dot, the best so far a step line."""
+    fig = go.Figure()
+    for i, (name, f) in enumerate(points.items()):
+        color = _COLORS[i % len(_COLORS)]
+        fig.add_trace(
+            go.Scatter(
+                x=f["elapsed_min"],
+                y=f["value"],
+                mode="markers",
+                marker={"color": _rgba(color, 0.45), "size": 5},
+                name=f"{name}: trial",
+                text=[f"trial {n}" for n in f["number"]],
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=f["elapsed_min"],
+                y=f["best_so_far"],
+                mode="lines",
+                line={"color": color, "shape": "hv"},
+                name=f"{name}: best",
+            )
+        )
+    fig.update_layout(
+        title="Validation accuracy against wall time (minutes since the first trial started)",
+        xaxis_title="wall time (min)",
+        yaxis_title="validation accuracy",
+    )
+    return fig
+
+
+def draw_value_by_study(frames: dict[str, pd.DataFrame]) -> go.Figure:
+    """Distribution of validation accuracy of the COMPLETE trials of each study."""
+    fig = go.Figure()
+    for i, (name, f) in enumerate(frames.items()):
+        v = pd.to_numeric(f.loc[f["state"] == "COMPLETE", "value"], errors="coerce").dropna()
+        fig.add_trace(go.Box(y=v, name=f"{name} (n={len(v)})", boxpoints="all", marker_color=_COLORS[i % len(_COLORS)]))
+    fig.update_layout(title="Validation accuracy of the complete trials, by study", yaxis_title="validation accuracy")
+    return fig
+
+
+def draw_trial_curves(curves: dict[int, Curves], numbers: list[int]) -> go.Figure:
+    """Training loss and validation accuracy of chosen trials, every epoch."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation accuracy"))
+    for i, n in enumerate(numbers):
+        c, color = curves[n], _COLORS[i % len(_COLORS)]
+        fig.add_trace(
+            go.Scatter(y=c.train_loss, name=f"trial {n}", legendgroup=str(n), line={"color": color}), row=1, col=1
+        )
+        fig.add_trace(
+            go.Scatter(x=c.eval_epochs, y=c.val_accuracy, legendgroup=str(n), showlegend=False, line={"color": color}),
+            row=1,
+            col=2,
+        )
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_layout(title="Learning curves of trials " + ", ".join(map(str, numbers)))
+    return fig

@@ -15,6 +15,7 @@ from mnist_fc.measures import MEASURE_NAMES
 from mnist_fc.trainer import Curves
 
 BASE_COLUMNS = ("number", "state", "value", "datetime_start", "datetime_complete", "duration_s")
+NUMERIC_COLUMNS = ("value", "duration_s", *(m for m in MEASURE_NAMES if m != "plateau_censored"))
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -42,6 +43,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for col in (*BASE_COLUMNS, *MEASURE_NAMES):  # an empty or measure-less study still has the columns
         if col not in df.columns:
             df[col] = None
+    for col in NUMERIC_COLUMNS:  # an all-missing measure (no trial reached 90%) is a float column, not
+        df[col] = pd.to_numeric(df[col], errors="coerce")  # Parquet's type `null`
     return df.sort_values("number", ignore_index=True)
 
 

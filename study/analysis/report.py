@@ -2,7 +2,8 @@
 
 Static PNG/SVG export goes through kaleido 1.x, which drives a Chromium; on Debian the system
 `chromium` package (installed by `scripts/setup.sh --with-system-deps`) is found on PATH or via
-BROWSER_PATH. A failed export fails the report: no figure is ever silently missing.
+BROWSER_PATH. The HTML page needs no browser: without one, `write_report(images=None)` skips the
+images (and the command says so); when images are asked for, a failed export fails the report.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import html
 import os
 import shutil
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,12 +25,41 @@ from mnist_fc.trainer import Curves
 from study.analysis import claims as cl
 from study.analysis import figures as fg
 from study.analysis.frames import attach_curves, complete, trials_frame
+from study.curves import missing_curves
 from study.errors import UserError
 
 MIN_COMPLETE = 2  # Optuna's plots and importances need at least this many COMPLETE trials
 ARTICLE_PARAMS = ("n_units_l1", "init_mean", "init_std", "fan_in_scaling", "batchnorm", "normalization", "lr")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 IMAGE_SIZE = {"width": 1100, "height": 550}
+
+
+TITLES = {  # file stem -> heading on the page
+    "optuna_history": "Optimization history",
+    "wall_time": "Validation accuracy against wall time",
+    "importance_fanova": "Parameter importances: fANOVA",
+    "importance_ped_anova": "Parameter importances: PED-ANOVA",
+    "optuna_slice": "Slice: accuracy against each parameter",
+    "optuna_contour_top2": "Contour of the two most important numeric parameters",
+    "optuna_parallel": "Parallel coordinates",
+    "optuna_intermediate": "Intermediate values",
+    "curves_by_init_std": "Learning curves by initial weight std",
+    "curves_by_n_units_l1": "Learning curves by first hidden layer width",
+    "curves_by_normalization": "Learning curves by input normalisation",
+    "curves_by_lr": "Learning curves by learning rate",
+    "curves_by_batchnorm": "Learning curves with and without BatchNorm",
+    "plateau_vs_init_std": "Initial plateau against initial weight std",
+    "plateau_vs_hidden_size": "Initial plateau against hidden layer width",
+    "oscillation_vs_lr": "Late oscillation against learning rate",
+    "batchnorm_on_off": "BatchNorm on against off",
+    "trial_curves": "Learning curves of chosen trials",
+    "compare_wall_time": "Studies compared: accuracy against wall time",
+    "compare_values": "Studies compared: accuracy of the complete trials",
+}
+OPTUNA_SECTION = "Optuna's figures"
+ARTICLE_SECTION = "The article's figures"
+TRIALS_SECTION = "Chosen trials"
+COMPARE_SECTION = "Studies compared"
 
 
 @dataclass
@@ -38,30 +69,45 @@ class Report:
     claims: pd.DataFrame
     figures: dict[str, go.Figure] = field(default_factory=dict)  # file stem -> figure, in page order
     sections: dict[str, str] = field(default_factory=dict)  # file stem -> section heading
+    titles: dict[str, str] = field(default_factory=dict)  # file stem -> figure heading
+
+    def add(self, name: str, fig: go.Figure, *, section: str, title: str | None = None) -> None:
+        if name in self.figures:
+            raise ValueError(f"two report figures named {name!r}")
+        self.figures[name] = fig
+        self.sections[name] = section
+        self.titles[name] = title or TITLES.get(name, name.replace("_", " "))
 
 
-def _optuna_figures(study: optuna.Study) -> tuple[dict[str, go.Figure], dict[str, str]]:
+# A hook adds its own section to every report: (section heading, function of (study, trials frame,
+# curves) -> [(file stem, heading, figure), ...]). Per-claim figures plug in here, e.g.
+#     EXTRA_SECTIONS.append(("Per-claim figures", claim_figures.figures))
+FigureHook = Callable[[optuna.Study, pd.DataFrame, dict[int, Curves]], Iterable[tuple[str, str, go.Figure]]]
+EXTRA_SECTIONS: list[tuple[str, FigureHook]] = []
+
+
+def _optuna_figures(study: optuna.Study, trials: pd.DataFrame) -> dict[str, go.Figure]:
     figs: dict[str, go.Figure] = {}
-    sec: dict[str, str] = {}
     v = optuna.visualization
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fanova = fg.importances(study, optuna.importance.FanovaImportanceEvaluator(seed=0))
         ped = fg.importances(study, optuna.importance.PedAnovaImportanceEvaluator())
         figs["optuna_history"] = v.plot_optimization_history(study)
+        figs["wall_time"] = fg.draw_wall_time({study.study_name: fg.wall_time_points(trials)})
         figs["importance_fanova"] = fg.draw_importances(fanova, evaluator="fANOVA")
         figs["importance_ped_anova"] = fg.draw_importances(ped, evaluator="PED-ANOVA")
-        figs["optuna_slice"] = v.plot_slice(study)
-        top2 = fg.top_params(fanova, 2)
-        figs["optuna_contour_top2"] = v.plot_contour(study, params=top2)
-        figs["optuna_contour_top2"].update_layout(
-            title=f"Contour of the top two parameters by fANOVA: {', '.join(top2)}"
-        )
+        params = [str(p) for p in fanova["param"]]  # most important first
+        figs["optuna_slice"] = fg.draw_slice(fg.slice_points(trials, params), log=fg.log_params(study))
+        top2 = fg.top_numeric_params(fanova, fg.numeric_params(study), 2)
+        if len(top2) == 2:  # a contour of a boolean or a category is stripes: numeric params only
+            figs["optuna_contour_top2"] = v.plot_contour(study, params=top2)
+            figs["optuna_contour_top2"].update_layout(
+                title=f"Contour of the two most important numeric parameters by fANOVA: {', '.join(top2)}"
+            )
         figs["optuna_parallel"] = v.plot_parallel_coordinate(study)
-        figs["optuna_intermediate"] = v.plot_intermediate_values(study)
-    for k in figs:
-        sec[k] = "Optuna's figures"
-    return figs, sec
+        figs["optuna_intermediate"] = fg.draw_intermediate(fg.intermediate_bands(study))
+    return figs
 
 
 def _article_figures(trials: pd.DataFrame, curves: dict[int, Curves]) -> dict[str, go.Figure]:
@@ -79,8 +125,30 @@ def _article_figures(trials: pd.DataFrame, curves: dict[int, Curves]) -> dict[st
     return figs
 
 
-def build_report(study: optuna.Study, curves: dict[int, Curves]) -> Report:
-    """Every figure and the claims table of `study` (no file is written here)."""
+def check_curves(study: optuna.Study, curves: dict[int, Curves]) -> None:
+    """Refuse a study whose finished trials lost their curves (e.g. copied by a tool that drops trial
+    system attributes): its curve figures would be silently empty."""
+    missing = missing_curves(study.get_trials(deepcopy=False), curves)
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+        raise UserError(
+            f"study {study.study_name!r}: {len(missing)} finished trials have no stored learning curves "
+            f"(trials {shown}); curves travel in trial system attributes, which this copy or tool dropped"
+        )
+
+
+def build_report(
+    study: optuna.Study,
+    curves: dict[int, Curves],
+    *,
+    trial_numbers: list[int] | None = None,
+    compare: dict[str, pd.DataFrame] | None = None,
+) -> Report:
+    """Every figure and the claims table of `study` (no file is written here).
+
+    trial_numbers: trials whose own curves get a figure; compare: other studies' trial frames
+    (study name -> trials_frame) drawn beside this one.
+    """
     trials = trials_frame(study)
     n_complete = int((trials["state"] == "COMPLETE").sum()) if len(trials) else 0
     if n_complete < MIN_COMPLETE:
@@ -90,16 +158,33 @@ def build_report(study: optuna.Study, curves: dict[int, Curves]) -> Report:
         raise UserError(f"study {study.study_name!r} lacks the article space's params ({', '.join(missing)})")
     if trials["plateau_epochs"].isna().all():
         raise UserError(f"study {study.study_name!r} has no per-trial measures (made before they existed?)")
+    check_curves(study, curves)
+    if trial_numbers:
+        unknown = [n for n in trial_numbers if n not in curves]
+        if unknown:
+            raise UserError(
+                f"--trials: study {study.study_name!r} has no curves for trial(s) {', '.join(map(str, unknown))}"
+            )
     report = Report(study.study_name, trials, cl.evaluate_claims(trials))
-    figs, sec = _optuna_figures(study)
-    report.figures.update(figs)
-    report.sections.update(sec)
+    for name, fig in _optuna_figures(study, trials).items():
+        report.add(name, fig, section=OPTUNA_SECTION)
     for name, fig in _article_figures(trials, curves).items():
-        report.figures[name] = fig
-        report.sections[name] = "The article's figures"
+        report.add(name, fig, section=ARTICLE_SECTION)
+    if trial_numbers:
+        report.add("trial_curves", fg.draw_trial_curves(curves, trial_numbers), section=TRIALS_SECTION)
+    if compare:
+        frames = {study.study_name: trials, **compare}
+        points = {name: fg.wall_time_points(f) for name, f in frames.items()}
+        report.add("compare_wall_time", fg.draw_wall_time(points), section=COMPARE_SECTION)
+        report.add("compare_values", fg.draw_value_by_study(frames), section=COMPARE_SECTION)
+    for section, hook in EXTRA_SECTIONS:
+        for name, title, fig in hook(study, trials, curves):
+            report.add(name, fig, section=section, title=title)
     for fig in report.figures.values():
         # An explicit height: in an unsized <div> the page would otherwise draw each plot 0 px tall.
-        fig.update_layout(template="plotly_white", height=IMAGE_SIZE["height"])
+        # A width of None lets the page fit the plot to its column; PNGs get IMAGE_SIZE's width.
+        height = fig.layout.height or IMAGE_SIZE["height"]
+        fig.update_layout(template="plotly_white", height=height, width=None)
     return report
 
 
@@ -119,14 +204,19 @@ def export_images(figures: dict[str, go.Figure], out: Path, *, formats: tuple[st
             "cannot export PNG/SVG: no Chromium found (bash scripts/setup.sh --with-system-deps installs it, "
             "or set BROWSER_PATH)"
         )
-    os.environ.setdefault("BROWSER_PATH", browser)  # kaleido/choreographer read it
+    before = os.environ.get("BROWSER_PATH")
+    os.environ["BROWSER_PATH"] = browser  # kaleido/choreographer read it; restored below
     paths = [out / f"{name}.{fmt}" for name in figures for fmt in formats]
     figs = [fig for fig in figures.values() for _ in formats]
+    heights = [fig.layout.height or IMAGE_SIZE["height"] for fig in figs]  # a wrapped slice plot is taller
     try:
-        pio.write_images(figs, paths, **IMAGE_SIZE)
+        pio.write_images(figs, paths, width=IMAGE_SIZE["width"], height=heights)
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot export PNG/SVG with kaleido and {browser}: {reason}") from None
+    finally:
+        if before is None:
+            os.environ.pop("BROWSER_PATH", None)
     missing = [p.name for p in paths if not p.is_file() or p.stat().st_size == 0]
     if missing:
         raise UserError(f"figure export wrote no data for {', '.join(missing)}")
@@ -168,7 +258,8 @@ def render_html(report: Report) -> str:
         f"<title>mnist-study report: {html.escape(report.study_name)}</title>",
         "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
         "table.claims{border-collapse:collapse;font-size:0.85em}"
-        "table.claims td,table.claims th{border:1px solid #ccc;padding:4px;vertical-align:top}</style>",
+        "table.claims td,table.claims th{border:1px solid #ccc;padding:4px;vertical-align:top}"
+        "a.stem{font-size:0.6em;color:#888;font-weight:normal;margin-left:0.5em}</style>",
         "</head><body>",
         f"<h1>Study {html.escape(report.study_name)}</h1>",
         "<p>Trials by state: " + ", ".join(f"{html.escape(str(k))} {v}" for k, v in sorted(counts.items())) + "</p>",
@@ -182,27 +273,37 @@ def render_html(report: Report) -> str:
         if report.sections.get(name) != current:
             current = report.sections.get(name)
             parts.append(f"<h2>{html.escape(current or '')}</h2>")
-        parts.append(f"<h3 id='{name}'>{html.escape(name)}</h3>")
+        # The heading and the plot need distinct ids: plotly draws into the first element with its id.
+        title = report.titles.get(name, name)
+        parts.append(f"<h3 id='{name}'>{html.escape(title)} <a href='#{name}' class='stem'>{name}</a></h3>")
         parts.append(
             fig.to_html(
                 full_html=False,
                 include_plotlyjs=(i == 0),
-                div_id=name,
-                default_height=f"{IMAGE_SIZE['height']}px",  # the div: no window-high gap under each plot
+                div_id=f"plot-{name}",
+                default_height=f"{fig.layout.height or IMAGE_SIZE['height']}px",  # no window-high gap
             )
         )
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_report(report: Report, out: Path, *, images: bool = True) -> list[Path]:
-    """index.html, claims.csv, claims.md and (unless images=False) every figure as PNG and SVG."""
+def images_possible() -> bool:
+    """Whether a browser for PNG/SVG export is configured or on PATH."""
+    return _browser() is not None
+
+
+def write_report(report: Report, out: Path, *, images: bool | None = True) -> list[Path]:
+    """index.html, claims.csv, claims.md and every figure as PNG and SVG.
+
+    images: True = required (no browser is an error); None = when a browser is found; False = never.
+    """
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
     written = []
-    if images:
+    if images or (images is None and images_possible()):
         written += export_images(report.figures, out)  # first: a failed export leaves no half report
     report.claims.to_csv(out / "claims.csv", index=False)
     (out / "claims.md").write_text(cl.claims_markdown(report.claims))

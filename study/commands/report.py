@@ -5,13 +5,30 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study.analysis.report import build_report, write_report
+from study.analysis.frames import trials_frame
+from study.analysis.report import build_report, images_possible, write_report
 from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
+from study.errors import UserError
 from study.storage import curve_store, load_study, open_storage
 
-EXAMPLE = """example:
+EXAMPLE = """examples:
   mnist-study report --study-name reference --storage sqlite:///studies.db --out /tmp/report
-  # writes /tmp/report/index.html (opens offline), every figure as .png and .svg, claims.csv, claims.md"""
+  # writes /tmp/report/index.html (opens offline), every figure as .png and .svg, claims.csv, claims.md
+  mnist-study report --study-name reference --compare other --trials 3,17 --out /tmp/report"""
+NO_IMAGES = (
+    "PNG/SVG images skipped: no Chromium found (install it with bash scripts/setup.sh --with-system-deps "
+    "or set BROWSER_PATH; --images makes this an error)"
+)
+
+
+def trial_list(text: str) -> list[int]:
+    try:
+        numbers = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of trial numbers") from None
+    if not numbers or min(numbers) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of trial numbers")
+    return list(dict.fromkeys(numbers))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,18 +43,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study-name", default=DEFAULT_STUDY_NAME)
     p.add_argument("--storage", default=DEFAULT_STORAGE)
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="STUDY",
+        help="another study in the same storage to draw beside this one (repeatable)",
+    )
+    p.add_argument("--trials", type=trial_list, metavar="N,M,...", help="also draw these trials' own learning curves")
+    img = p.add_mutually_exclusive_group()
+    img.add_argument(
+        "--images",
+        action="store_true",
+        default=None,
+        help="PNG/SVG images are required: fail if they cannot be made (default: made when Chromium is found)",
+    )
+    img.add_argument("--no-images", dest="images", action="store_false", help="write the HTML page and tables only")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     storage = open_storage(args.storage, create=False)
     study = load_study(storage, args.study_name)
-    report = build_report(study, curve_store(storage).load(args.study_name))
-    paths = write_report(report, args.out)
+    compare = {}
+    for name in args.compare:
+        if name == args.study_name or name in compare:
+            raise UserError(f"--compare {name!r} is already in the report")
+        compare[name] = trials_frame(load_study(storage, name))
+    report = build_report(study, curve_store(storage).load(args.study_name), trial_numbers=args.trials, compare=compare)
+    images = args.images if args.images is not None else (True if images_possible() else False)
+    paths = write_report(report, args.out, images=images)
     verdicts = report.claims["verdict"].value_counts().to_dict()
+    made = f"{len(report.figures)} figures as PNG+SVG" if images else f"{len(report.figures)} figures in the page"
     print(
         f"report of {args.study_name!r}: {len(paths)} files in {args.out} "
-        f"(index.html, {len(report.figures)} figures as PNG+SVG, claims.csv); claims: "
-        + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+        f"(index.html, {made}, claims.csv); claims: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
     )
+    if not images and args.images is None:
+        print(NO_IMAGES)
     return 0

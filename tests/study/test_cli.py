@@ -11,6 +11,8 @@ from study.objective import RESULT_ATTRS
 
 TINY = ("--epochs", "20", "--train-size", "500", "--device", "cpu", "--no-progress")
 
+CURVE_COUNT = "SELECT COUNT(*) FROM trial_system_attributes WHERE key = 'mnist_study:curves'"
+
 
 def test_help_has_examples(cli):
     for cmd in ("run", "train", "best", "dashboard"):
@@ -38,7 +40,7 @@ def test_run_tiny_study_then_extend(cli, tmp_path):
     assert len(again.trials) == 5
     assert [t.params for t in again.trials[:3]] == first_params
     with sqlite3.connect(tmp_path / "x.db") as conn:
-        rows = conn.execute("select count(*) from mnist_study_curves").fetchone()[0]
+        rows = conn.execute(CURVE_COUNT).fetchone()[0]  # one set of curves per trial, in its system attributes
     assert rows == 5
 
 

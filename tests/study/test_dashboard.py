@@ -55,6 +55,12 @@ def test_dashboard_serves_the_study(cli, tmp_path):
                 time.sleep(0.2)
         assert body is not None, "dashboard did not answer"
         assert [s["study_name"] for s in body["study_summaries"]] == ["dash"]
+        # The trial carries its curves in system attributes: the dashboard serves it and does not show them.
+        study_id = body["study_summaries"][0]["study_id"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=30) as resp:
+            detail = resp.read().decode()
+        assert len(json.loads(detail)["trials"]) == 1
+        assert "mnist_study:curves" not in detail
         # Bound to loopback only by default.
         out = subprocess.run(["ss", "-ltn"], capture_output=True, text=True, check=False).stdout
         if out:

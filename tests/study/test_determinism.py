@@ -18,7 +18,7 @@ def _study(tmp_path: Path, name: str, seed: int) -> tuple[list[optuna.trial.Froz
     assert main([*argv, "--epochs", "20", "--eval-every", "10"]) == 0
     storage = optuna.storages.RDBStorage(url)
     ts = optuna.load_study(study_name="d", storage=storage).get_trials()
-    return ts, CurveStore(storage.engine).load("d")
+    return ts, CurveStore(storage).load("d")
 
 
 def _fingerprint(ts: list[optuna.trial.FrozenTrial]) -> list[tuple]:

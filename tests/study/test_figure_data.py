@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
@@ -72,3 +73,69 @@ def test_bn_comparison_long_format() -> None:
     long = fg.bn_comparison(df)
     assert len(long) == 5  # 2 + 2 + 1 (a missing plateau is dropped)
     assert long[(long["batchnorm"] == "BN on") & (long["measure"] == "value")]["value"].item() == 0.9
+
+
+def test_top_numeric_params_skip_booleans_and_categories() -> None:
+    frame = pd.DataFrame({"param": ["batchnorm", "lr", "normalization", "init_std", "n_units_l1"]})
+    assert fg.top_numeric_params(frame, {"lr", "init_std", "n_units_l1"}) == ["lr", "init_std"]
+    assert fg.top_numeric_params(frame, {"lr"}) == ["lr"]  # fewer than two: the report draws no contour
+
+
+def _study_with_reports() -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-3, 10, log=True)}
+    for i, values in enumerate([[0.1, 0.5], [0.3, 0.7], [0.2]]):  # the third trial stopped after one report
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": 10.0 ** (i - 2)},
+                distributions=dist,
+                value=values[-1],
+                intermediate_values={10 * (s + 1): v for s, v in enumerate(values)},
+            )
+        )
+    return study
+
+
+def test_intermediate_bands_are_quantiles_over_trials_per_step() -> None:
+    bands = fg.intermediate_bands(_study_with_reports()).set_index("step")
+    assert bands.loc[10, "q50"] == pytest.approx(0.2) and bands.loc[10, "n"] == 3
+    assert bands.loc[20, "q50"] == pytest.approx(0.6) and bands.loc[20, "n"] == 2
+    assert bands.loc[10, "q10"] == pytest.approx(0.12)  # numpy's linear interpolation of 0.1, 0.2, 0.3
+    assert fg.log_params(_study_with_reports()) == {"lr"}
+
+
+def test_slice_points_are_long_over_complete_trials() -> None:
+    trials = pd.DataFrame(
+        {
+            "number": [0, 1, 2],
+            "state": ["COMPLETE", "PRUNED", "COMPLETE"],
+            "value": [0.5, None, 0.7],
+            "lr": [0.1, 1.0, 10.0],
+            "batchnorm": [True, False, False],
+        }
+    )
+    pts = fg.slice_points(trials, ["lr", "batchnorm", "absent"])
+    assert len(pts) == 4 and set(pts["param"]) == {"lr", "batchnorm"}
+    assert list(pts.loc[pts["param"] == "lr", "x"]) == [0.1, 10.0]
+
+
+def test_wall_time_points_use_the_clock_and_keep_the_best_so_far() -> None:
+    t0 = pd.Timestamp("2026-01-01 10:00:00")
+    trials = pd.DataFrame(
+        {
+            "number": [0, 1, 2, 3],
+            "value": [0.5, 0.4, None, 0.9],
+            "datetime_start": [t0, t0, t0 + pd.Timedelta(minutes=1), t0 + pd.Timedelta(minutes=2)],
+            # trial 1 finished first (parallel workers): points come in completion order
+            "datetime_complete": [
+                t0 + pd.Timedelta(minutes=3),
+                t0 + pd.Timedelta(minutes=1),
+                None,
+                t0 + pd.Timedelta(minutes=6),
+            ],
+        }
+    )
+    pts = fg.wall_time_points(trials)
+    assert list(pts["number"]) == [1, 0, 3]
+    assert list(pts["elapsed_min"]) == [1.0, 3.0, 6.0]
+    assert list(pts["best_so_far"]) == [0.4, 0.5, 0.9]

@@ -43,7 +43,8 @@ def test_three_sqlite_workers_lose_nothing_and_never_lock(tmp_path: Path) -> Non
     assert len({t.user_attrs["worker"] for t in ts}) == N_WORKERS
     assert sqlite_integrity(db) == "ok"
     with sa.create_engine(url).connect() as conn:  # one curve row per finished trial, none twice
-        rows = conn.execute(sa.text("SELECT trial_number FROM mnist_study_curves")).scalars().all()
+        q = "SELECT t.number FROM trial_system_attributes a JOIN trials t USING (trial_id) WHERE a.key = :k"
+        rows = conn.execute(sa.text(q), {"k": "mnist_study:curves"}).scalars().all()
     assert sorted(rows) == sorted(t.number for t in ts)
 
 

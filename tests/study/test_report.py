@@ -30,12 +30,14 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> str:
 def report_dir(tiny_study: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The report is written once per session: PNG/SVG export through kaleido costs seconds."""
     out = tmp_path_factory.mktemp("report")
-    assert main(["report", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out)]) == 0
+    argv = ["report", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out), "--images", "--trials", "0,5"]
+    assert main(argv) == 0
     return out
 
 
 EXPECTED_FIGURES = (
     "optuna_history",
+    "wall_time",
     "importance_fanova",
     "importance_ped_anova",
     "optuna_slice",
@@ -47,6 +49,7 @@ EXPECTED_FIGURES = (
     "plateau_vs_hidden_size",
     "oscillation_vs_lr",
     "batchnorm_on_off",
+    "trial_curves",
 )
 
 
@@ -65,6 +68,10 @@ def test_report_html_is_self_contained(report_dir: Path) -> None:
     assert len(page) > 3_000_000  # ... and it is there: plotly.min.js alone is ~3.5 MB
     assert "fANOVA" in page and "PED-ANOVA" in page
     assert f"Study {STUDY}" in page
+    assert ">Optimization history <" in page and ">Learning curves by learning rate <" in page  # titles, not ids
+    for name in EXPECTED_FIGURES:  # the heading and the plot's div have distinct ids (plotly draws by id)
+        assert page.count(f"id='{name}'") + page.count(f'id="{name}"') == 1, name
+        assert f'id="plot-{name}"' in page, name
 
 
 def test_claims_csv_has_every_claim_with_a_computed_verdict(report_dir: Path) -> None:
@@ -119,7 +126,7 @@ def test_report_of_missing_study_fails_in_one_line(tiny_study: str, tmp_path: Pa
     assert err.count("\n") == 0 and "no study named 'nope'" in err
 
 
-def test_report_fails_loudly_when_figures_cannot_be_exported(
+def test_report_fails_loudly_when_a_configured_browser_cannot_export(
     tiny_study: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """No silent skipping: without a working browser the command fails and writes no index.html."""
@@ -129,3 +136,191 @@ def test_report_fails_loudly_when_figures_cannot_be_exported(
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "cannot export PNG/SVG" in err
     assert not (out / "index.html").exists()
+
+
+def _hide_browsers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A PATH with no Chromium on it (python and the usual tools only) and no BROWSER_PATH."""
+    import shutil
+
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(shutil.which("python3") or "/usr/bin/python3")
+    monkeypatch.setenv("PATH", str(bare))
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    from study.analysis.report import images_possible
+
+    assert not images_possible()
+
+
+def test_report_without_a_browser_writes_the_page_and_says_images_were_skipped(
+    tiny_study: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    _hide_browsers(monkeypatch, tmp_path)
+    out = tmp_path / "r"
+    assert main(["report", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["claims.csv", "claims.md", "index.html"]
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "images skipped" in lines[1] and "--images" in lines[1] and "Chromium" in lines[1]
+
+
+def test_report_images_flag_makes_a_missing_browser_an_error(
+    tiny_study: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    _hide_browsers(monkeypatch, tmp_path)
+    out = tmp_path / "r"
+    assert main(["report", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out), "--images"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no Chromium found" in err
+    assert not (out / "index.html").exists()
+
+
+def test_report_of_a_copied_study_has_its_curves_and_compares_studies(tiny_study: str, tmp_path: Path, capsys) -> None:
+    """optuna.copy_study carries the curves (trial system attributes): the copy reports like the original."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'copy.db'}"
+    optuna.copy_study(from_study_name=STUDY, from_storage=tiny_study, to_storage=url, to_study_name="copy")
+    optuna.copy_study(from_study_name=STUDY, from_storage=tiny_study, to_storage=url, to_study_name="other")
+    out = tmp_path / "r"
+    argv = ["report", "--study-name", "copy", "--storage", url, "--out", str(out), "--no-images", "--compare", "other"]
+    assert main(argv) == 0
+    page = (out / "index.html").read_text()
+    assert 'id="plot-compare_wall_time"' in page and 'id="plot-compare_values"' in page
+    assert "other (n=" in page
+
+
+def test_report_refuses_a_study_whose_curves_were_lost(tiny_study: str, tmp_path: Path, capsys) -> None:
+    """A copy made without trial system attributes: the curve figures would be empty, so refuse."""
+    import optuna
+
+    src = optuna.load_study(study_name=STUDY, storage=tiny_study)
+    url = f"sqlite:///{tmp_path / 'lossy.db'}"
+    dst = optuna.create_study(study_name="lossy", storage=url, direction="maximize")
+    for t in src.get_trials():
+        if t.state.is_finished():
+            dst.add_trial(
+                optuna.trial.create_trial(
+                    state=t.state,
+                    value=t.value,
+                    params=t.params,
+                    distributions=t.distributions,
+                    user_attrs=t.user_attrs,
+                    intermediate_values=t.intermediate_values,
+                )
+            )
+    out = tmp_path / "r"
+    assert main(["report", "--study-name", "lossy", "--storage", url, "--out", str(out), "--no-images"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no stored learning curves" in err
+    assert not out.exists()
+
+
+def test_report_trials_flag_rejects_unknown_trials(tiny_study: str, tmp_path: Path, capsys) -> None:
+    argv = ["report", "--study-name", STUDY, "--storage", tiny_study, "--out", str(tmp_path / "r"), "--no-images"]
+    assert main([*argv, "--trials", "99"]) == 2
+    assert "no curves for trial(s) 99" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--trials", "a,b"])
+    assert e.value.code == 2
+
+
+# A probe run in the page by the real browser after plotly drew: the size of every plot, as JSON in the DOM.
+PROBE = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.width, r.height]; };
+  const plots = {};
+  document.querySelectorAll('div.plotly-graph-div').forEach((d) => {
+    plots[d.id] = {
+      div: box(d),
+      svgs: [...d.querySelectorAll('.main-svg')].map(box).filter(([w, h]) => w > 0 && h > 0).length,
+      containers: [...d.querySelectorAll('.plot-container')].map(box).filter(([w, h]) => w > 0 && h > 0).length,
+      marks: d.querySelectorAll('g.trace, g.contour, .parcoords-lines, g.bars path').length,
+    };
+  });
+  const headings = [...document.querySelectorAll('h3')].map((h) => [h.id, h.querySelectorAll('svg').length]);
+  const pre = document.createElement('pre');
+  pre.id = 'probe';
+  pre.textContent = JSON.stringify({plots, headings, height: document.documentElement.scrollHeight});
+  document.body.appendChild(pre);
+}, 2000));
+</script>"""
+
+
+def test_report_page_draws_every_figure_in_a_real_browser(report_dir: Path, tmp_path: Path) -> None:
+    """Headless Chromium opens the page: every figure has a drawn plot of non-zero size, no heading
+    holds a plot, and a screenshot is saved for a human to look at."""
+    import html as html_mod
+    import re
+    import shutil
+    import subprocess
+
+    from tests.study.test_dashboard_browser import CHROMIUM_FLAGS
+
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.fail("chromium not installed: run bash scripts/setup.sh --with-system-deps")
+    page = tmp_path / "index.html"
+    page.write_text((report_dir / "index.html").read_text().replace("</body>", PROBE + "</body>"))
+    common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900"]
+    dom = subprocess.run(
+        [*common, "--virtual-time-budget=30000", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    ).stdout
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert found, "the probe did not run: the page did not load"
+    probe = json.loads(html_mod.unescape(found.group(1)))
+    assert sorted(probe["plots"]) == sorted(f"plot-{n}" for n in EXPECTED_FIGURES)
+    for div, p in probe["plots"].items():
+        assert p["div"][0] > 500 and p["div"][1] > 300, (div, p)  # laid out at a readable size
+        assert p["svgs"] >= 1 and p["containers"] == 1, (div, p)  # ... and drawn into by plotly
+        assert p["marks"] >= 1, (div, p)  # ... with data on it
+    assert all(n_svg == 0 for _, n_svg in probe["headings"]), probe["headings"]
+
+    shot = tmp_path / "report.png"
+    height = min(int(probe["height"]), 16000)
+    subprocess.run(
+        [*common, f"--window-size=1280,{height}", "--virtual-time-budget=30000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=180,
+        check=True,
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    print(f"report screenshot: {shot}")
+
+
+def test_export_types_an_all_missing_measure_as_a_number(tiny_study: str, tmp_path: Path) -> None:
+    """No 30-epoch trial on 300 images reaches 97%: the column is all missing, yet typed double, not null."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "t.parquet"
+    assert main(["export", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out)]) == 0
+    types = {f.name: str(f.type) for f in pq.read_schema(out)}
+    assert pd.read_parquet(out)["epochs_to_val97"].isna().all()
+    assert types["epochs_to_val97"] == "double" and types["epochs_to_val90"] in ("double", "int64")
+    assert "null" not in types.values()
+
+
+def test_extra_sections_plug_into_the_report(tiny_study: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-claim figures (another module) add a section with a hook; the page draws them like the rest."""
+    import plotly.graph_objects as go
+
+    from study.analysis import report as rp
+    from study.storage import curve_store, load_study, open_storage
+
+    seen = {}
+
+    def hook(study, trials, curves):
+        seen["n"] = (len(trials), len(curves))
+        return [("claim_1a", "Claim 1a: saturation by width", go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))]
+
+    monkeypatch.setattr(rp, "EXTRA_SECTIONS", [("Per-claim figures", hook)])
+    storage = open_storage(tiny_study, create=False)
+    report = rp.build_report(load_study(storage, STUDY), curve_store(storage).load(STUDY))
+    assert seen["n"] == (8, 8)
+    assert list(report.figures)[-1] == "claim_1a" and report.sections["claim_1a"] == "Per-claim figures"
+    page = rp.render_html(report)
+    assert "<h2>Per-claim figures</h2>" in page and ">Claim 1a: saturation by width <" in page
+    assert 'id="plot-claim_1a"' in page
