@@ -279,8 +279,6 @@ def test_reference_study_recomputed_oscillation_is_zero_exactly_where_the_loss_n
     """The review's complaint on real data: version 1 ranked never-rising tails by lr; version 2 gives them 0."""
     import shutil
 
-    import sqlalchemy as sa
-
     from study.analysis.frames import complete
     from study.curves import CurveStore
     from study.storage import load_study, open_storage
@@ -288,9 +286,10 @@ def test_reference_study_recomputed_oscillation_is_zero_exactly_where_the_loss_n
     copy = tmp_path / "studies.db"
     shutil.copyfile(Path(__file__).resolve().parents[2] / "studies.db", copy)
     url = f"sqlite:///{copy}"
-    frame = complete(trials_frame(load_study(open_storage(url, create=False), "reference")))
+    storage = open_storage(url, create=False)
+    frame = complete(trials_frame(load_study(storage, "reference")))
     assert frame["measures_version"].isna().all()  # stored before version 2
-    new = dc.recompute_curve_measures(frame, CurveStore(sa.create_engine(url)).load("reference"))
+    new = dc.recompute_curve_measures(frame, CurveStore(storage).load("reference"))
     assert (new["measures_version"] == 2).all()
     never_up = new["loss_up_fraction"].astype(float) == 0
     assert never_up.sum() > 100
