@@ -9,6 +9,7 @@ also does it while waiting.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import warnings
@@ -66,6 +67,11 @@ def _check_url(url: str) -> sa.URL:
         raise UserError(f"unsupported storage backend {backend!r} in {redact(url)!r} ({hint})")
     if backend == "sqlite":
         db = parsed.database
+        if parsed.host and not db:  # sqlite://x.db: SQLAlchemy reads "x.db" as a host and opens :memory:
+            raise UserError(
+                f"{url!r} has two slashes, which means an in-memory database that would lose the study; "
+                f"a SQLite file needs three: sqlite:///{parsed.host} (relative) or sqlite:////abs/path.db"
+            )
         if not db or db == ":memory:" or db.startswith("file:"):
             raise UserError("an in-memory SQLite storage would lose the study; give a file, e.g. sqlite:///studies.db")
         path = Path(db).expanduser()
@@ -75,6 +81,120 @@ def _check_url(url: str) -> sa.URL:
         if not parent.is_dir():
             raise UserError(f"storage folder {parent} does not exist")
     return parsed
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a sqlite:/// URL, None for any other storage (or an unparseable URL)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser()
+
+
+# Optuna's own tables (optuna.storages._rdb.models) and ours: a file holding only these is a study storage.
+OPTUNA_TABLES = frozenset(
+    {
+        "studies",
+        "study_directions",
+        "study_system_attributes",
+        "study_user_attributes",
+        "trial_heartbeats",
+        "trial_intermediate_values",
+        "trial_params",
+        "trial_system_attributes",
+        "trial_user_attributes",
+        "trial_values",
+        "trials",
+        "version_info",
+        "alembic_version",
+    }
+)
+OWN_TABLES = frozenset({"mnist_study_curves"})
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _recover_hint(path: Path) -> str:
+    return (
+        f"recover what is readable with `sqlite3 {path} .recover | sqlite3 recovered.db`, "
+        "or restore a backup; nothing was written"
+    )
+
+
+def check_sqlite_file(path: Path, *, write: bool) -> None:
+    """One-line UserError unless `path` is a healthy SQLite study storage, or nothing yet.
+
+    Runs before anything opens the file for writing: SQLite would otherwise happily add
+    Optuna's tables to another application's database, or append trials to a damaged file
+    (whose next write may destroy what is still readable). `PRAGMA quick_check` reads every
+    page once (milliseconds for a study of thousands of trials).
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return  # a new study storage: created by the caller
+    except OSError as e:
+        raise UserError(f"cannot open SQLite storage {path}: {e.strerror}") from None
+    if not path.is_file():
+        raise UserError(f"storage path {path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"cannot read SQLite storage {path} (permission denied)")
+    if write:
+        if not os.access(path, os.W_OK):
+            raise UserError(
+                f"SQLite storage {path} is read-only (file permissions or an immutable flag); "
+                "make it writable or copy it, nothing was written"
+            )
+        if not os.access(path.resolve().parent, os.W_OK):
+            raise UserError(
+                f"folder {path.resolve().parent} is not writable: SQLite needs it for the journal of {path.name}"
+            )
+    if size == 0:
+        return  # an empty file is an empty database
+    with path.open("rb") as f:
+        head = f.read(len(SQLITE_MAGIC))
+    if head != SQLITE_MAGIC:
+        raise UserError(f"cannot open SQLite storage {path}: file is not a database")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+    except sqlite3.Error as e:
+        raise UserError(f"cannot open SQLite storage {path}: {e}") from None
+    try:
+        result = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        if result != ["ok"]:
+            detail = str(result[0])[:120] if result else "no answer"
+            raise UserError(f"SQLite storage {path} is damaged (quick_check: {detail}); {_recover_hint(path)}")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {t for t in tables if not t.startswith("sqlite_")}
+        study_cols = {r[1] for r in conn.execute("PRAGMA table_info(studies)")} if "studies" in tables else set()
+    except sqlite3.DatabaseError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            raise UserError(f"SQLite storage {path} is locked by another process; try again") from None
+        raise UserError(f"SQLite storage {path} is damaged ({e}); {_recover_hint(path)}") from None
+    finally:
+        conn.close()
+    _check_not_foreign(path, tables, study_cols)
+
+
+def _check_not_foreign(path: Path, tables: set[str], study_cols: set[str]) -> None:
+    """A non-empty SQLite file that is not an Optuna storage belongs to someone else: never add tables to it."""
+    if not tables:
+        return
+    optuna_studies = {"study_id", "study_name"} <= study_cols
+    is_storage = optuna_studies and "version_info" in tables
+    # A storage another worker is creating this instant holds only some of Optuna's tables.
+    # Optuna creates `studies` first, so a foreign file with only e.g. a `trials` table is not one.
+    being_created = tables <= OPTUNA_TABLES | OWN_TABLES and optuna_studies
+    if is_storage or being_created:
+        return
+    foreign = sorted(tables - OPTUNA_TABLES - OWN_TABLES) or sorted(tables)
+    shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+    raise UserError(
+        f"{path} is a SQLite database of another application (tables: {shown}), not an Optuna study storage; "
+        "give a new file for the study (nothing was written)"
+    )
 
 
 def _prepare_sqlite(path: str, *, create: bool) -> None:
@@ -152,8 +272,9 @@ def open_storage(
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite:
         db = str(Path(parsed.database).expanduser())
-        if not create and not Path(db).is_file():
+        if not create and not Path(db).exists():
             raise UserError(f"no study database at {db}")
+        check_sqlite_file(Path(db), write=create)
         for attempt in range(20):  # switching a fresh file to WAL can fail "locked" at once, busy timeout or not
             try:
                 _prepare_sqlite(db, create=create)

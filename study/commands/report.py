@@ -7,6 +7,7 @@ from pathlib import Path
 
 from study.analysis.report import build_report, write_report
 from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
+from study.safety import REPORT_FILES, check_output_dir
 from study.storage import curve_store, load_study, open_storage
 
 EXAMPLE = """example:
@@ -30,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, REPORT_FILES, suffixes=(".png", ".svg"), storage=args.storage)
     storage = open_storage(args.storage, create=False)
     study = load_study(storage, args.study_name)
     report = build_report(study, curve_store(storage).load(args.study_name))
