@@ -9,6 +9,7 @@ also does it while waiting.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -67,10 +68,12 @@ def _check_url(url: str) -> sa.URL:
         raise UserError(f"unsupported storage backend {backend!r} in {redact(url)!r} ({hint})")
     if backend == "sqlite":
         db = parsed.database
-        if parsed.host and not db:  # sqlite://x.db: SQLAlchemy reads "x.db" as a host and opens :memory:
+        if parsed.host:  # sqlite://x.db is :memory: to SQLAlchemy, sqlite://a/b.db silently means b.db
+            meant = f"{parsed.host}/{db}" if db else parsed.host
             raise UserError(
-                f"{url!r} has two slashes, which means an in-memory database that would lose the study; "
-                f"a SQLite file needs three: sqlite:///{parsed.host} (relative) or sqlite:////abs/path.db"
+                f"{redact(url)!r} has two slashes: SQLAlchemy reads {parsed.host!r} as a host, not a file "
+                f"({'an in-memory database' if not db else 'another file'}); a SQLite file needs three: "
+                f"sqlite:///{meant} (relative) or sqlite:////abs/path.db"
             )
         if not db or db == ":memory:" or db.startswith("file:"):
             raise UserError("an in-memory SQLite storage would lose the study; give a file, e.g. sqlite:///studies.db")
@@ -164,7 +167,9 @@ def check_sqlite_file(path: Path, *, write: bool) -> None:
     try:
         result = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
         if result != ["ok"]:
-            detail = str(result[0])[:120] if result else "no answer"
+            lines = [ln.strip() for r in result for ln in str(r).splitlines() if ln.strip()]
+            lines = [ln for ln in lines if not ln.startswith("***")] or lines or ["no answer"]
+            detail = lines[0][:120]
             raise UserError(f"SQLite storage {path} is damaged (quick_check: {detail}); {_recover_hint(path)}")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         tables = {t for t in tables if not t.startswith("sqlite_")}
@@ -336,8 +341,40 @@ def curve_store(storage: RDBStorage) -> CurveStore:
 
 
 def load_study(storage: RDBStorage, study_name: str) -> optuna.Study:
+    """The study, with every stored trial read once: damage that SQLite's page checks cannot see (bytes
+    changed inside a row) surfaces here as one line, not as garbage or a traceback in a later command."""
     try:
-        return optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         names = ", ".join(optuna.get_all_study_names(storage)) or "none"
         raise UserError(f"no study named {study_name!r} in this storage (studies: {names})") from None
+    except (sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError, UnicodeError) as e:
+        raise _unreadable(storage, study_name, e) from None
+    try:
+        with warnings.catch_warnings(), _quiet_optuna():
+            warnings.simplefilter("ignore")
+            study.get_trials(deepcopy=False)
+            study.user_attrs  # noqa: B018 - read to check
+    except Exception as e:  # any decoding error of a damaged row: SQLAlchemy, JSON, Optuna's own checks
+        raise _unreadable(storage, study_name, e) from None
+    return study
+
+
+class _quiet_optuna:
+    """Optuna logs a warning and retries row by row on a decode error; the one-line error is enough."""
+
+    def __enter__(self) -> None:
+        self.logger = logging.getLogger("optuna.storages._rdb.storage")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.setLevel(self.level)
+
+
+def _unreadable(storage: RDBStorage, study_name: str, e: BaseException) -> UserError:
+    text = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+    url = storage.engine.url
+    where = url.database if url.get_backend_name() == "sqlite" else redact(url.render_as_string(hide_password=True))
+    hint = _recover_hint(Path(where)) if url.get_backend_name() == "sqlite" else "restore a backup"
+    return UserError(f"study {study_name!r} in {where} has a damaged, unreadable row ({text}); {hint}")
