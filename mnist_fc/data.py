@@ -62,10 +62,9 @@ def _read_sums(path: Path) -> dict[str, str]:
 def read_idx(path: str | Path, *, sha256: str | None = None) -> np.ndarray:
     """Read a gzip-compressed (or plain) IDX file; verify its SHA-256 first when given."""
     path = Path(path)
+    check_regular_file(path, "data file")
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     if sha256 is not None and hashlib.sha256(raw).hexdigest() != sha256:
@@ -125,52 +124,175 @@ def _csv_cache_dir() -> Path:
 
 
 MAX_LINE_BYTES = 1 << 20  # a valid row is ~3 KB; a longer first line is not this format
+MAX_SHOWN = 40  # characters of a bad value quoted in an error: never echo a 10 MB line
+
+UTF8_BOM = b"\xef\xbb\xbf"
+# Byte-order marks of encodings this reader does not take (UTF-32 first: its LE mark starts like UTF-16's).
+_OTHER_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+# Compressed files by their magic bytes: gzip is read, the others are named so the user can unpack them.
+_ARCHIVES = ((b"PK\x03\x04", "zip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"(\xb5/\xfd", "zstd"))
+GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _first_row(path: Path) -> list[str] | None:
-    """Fields of the first non-blank line, read with a bounded buffer; None if the file is blank.
+def shown(value: object) -> str:
+    """A value quoted for an error message, cut to MAX_SHOWN characters."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "...")
+
+
+def _number(value: float) -> str:
+    """12.5, not np.float64(12.5)."""
+    return f"{float(value):g}"
+
+
+def check_regular_file(path: Path, what: str) -> None:
+    """DataError unless `path` is a readable regular file: a folder or FIFO is not "not found"."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    import stat
+
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{path}: is a folder, not a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file (a pipe, socket or device?); give a {what}")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path}: cannot read {what} (permission denied)")
+
+
+def _sniff(path: Path) -> str:
+    """ "gzip" or "plain"; DataError for UTF-16/32 text and other archives, named as such."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    for magic, name in _ARCHIVES:
+        if head.startswith(magic):
+            raise DataError(f"{path}: is a {name} archive, not a CSV file; unpack it first")
+    for bom, name in _OTHER_BOMS:
+        if head.startswith(bom):
+            raise DataError(f"{path}: is {name} text; save it as UTF-8 (or ASCII) CSV")
+    return "plain"
+
+
+def _open_text_bytes(path: Path, kind: str):  # a binary file object
+    return gzip.open(path, "rb") if kind == "gzip" else path.open("rb")
+
+
+def _first_row(path: Path, kind: str = "plain") -> list[str] | None:
+    """Fields of the first non-blank line (UTF-8 BOM removed), read with a bounded buffer; None if blank.
 
     Checked before pandas sees the file: a runaway line (a file with no newlines, the wrong
     delimiter, a 100,000-column row) would otherwise cost pandas seconds and gigabytes
     before the column count could be reported.
     """
-    with path.open("rb") as f:
-        while True:
-            line = f.readline(MAX_LINE_BYTES + 1)
-            if not line:
-                return None
-            if len(line) > MAX_LINE_BYTES:
-                raise DataError(
-                    f"{path}: first line is longer than {MAX_LINE_BYTES // 1024} KiB; "
-                    f"expected rows of label + {N_PIXELS} comma-separated pixels"
-                )
-            try:
-                text = line.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                raise DataError(f"{path}: not a UTF-8 text CSV file") from None
-            if text:
-                return [field.strip() for field in text.split(",")]
-
-
-def _is_header(fields: list[str]) -> bool:
     try:
-        float(fields[0])
+        with _open_text_bytes(path, kind) as f:
+            first = True
+            while True:
+                line = f.readline(MAX_LINE_BYTES + 1)
+                if first and line.startswith(UTF8_BOM):
+                    line = line[len(UTF8_BOM) :]
+                first = False
+                if not line:
+                    return None
+                if len(line) > MAX_LINE_BYTES:
+                    raise DataError(
+                        f"{path}: first line is longer than {MAX_LINE_BYTES // 1024} KiB; "
+                        f"expected rows of label + {N_PIXELS} comma-separated pixels"
+                    )
+                try:
+                    text = line.decode("utf-8").strip()
+                except UnicodeDecodeError:
+                    raise DataError(f"{path}: not a UTF-8 text CSV file") from None
+                if text:
+                    return [field.strip() for field in text.split(",")]
+    except (OSError, EOFError, zlib.error) as e:
+        if kind == "gzip":
+            raise DataError(f"{path}: corrupt gzip-compressed CSV ({shown(str(e))})") from None
+        raise
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
     except ValueError:
+        return False
+    return True
+
+
+def _is_header(fields: list[str], path: Path) -> bool:
+    """A header is a row of names (or the column numbers 0..783 / 1..784 after a name); a data row
+    is all numbers. Anything else is neither: taking it for a header would silently drop an image,
+    so it is an error naming the first odd field."""
+    numeric = [_is_float(f) for f in fields]
+    if all(numeric):
+        return False
+    if not any(numeric):
         return True
-    return False
+    rest = fields[1:]
+    if not numeric[0] and all(numeric[1:]):
+        numbers = [float(f) for f in rest]
+        if numbers in ([float(i) for i in range(N_PIXELS)], [float(i + 1) for i in range(N_PIXELS)]):
+            return True
+    odd = [i for i, ok in enumerate(numeric) if ok != (sum(numeric) * 2 > len(numeric))]
+    c = odd[0] if odd else 0
+    raise DataError(
+        f"{path}: non-numeric value {shown(fields[c])} at row 1, column {c + 1}; a first row is either "
+        f"a header of names or label + {N_PIXELS} numbers"
+    )
+
+
+def _locate_text(path: Path, kind: str, header: bool) -> str:
+    """Where the first non-numeric value is (only called after pandas refused the file)."""
+    with _open_text_bytes(path, kind) as f:
+        row = 0
+        for i, raw in enumerate(f):
+            if i == 0 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM) :]
+            text = raw.decode("utf-8", errors="replace").strip()
+            if not text:
+                continue
+            if header:  # the first non-blank line is the header
+                header = False
+                continue
+            row += 1
+            for c, field in enumerate(text.split(",")):
+                if field.strip() and not _is_float(field.strip()):
+                    return f"at data row {row}, column {c + 1}: {shown(field.strip())}"
+    return "(not located)"
 
 
 def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 
+    header = False
+    kind = "plain"
     try:
-        first = _first_row(path)
+        kind = _sniff(path)
+        first = _first_row(path, kind)
         if first is None:
             raise DataError(f"{path}: CSV file is empty")
         if len(first) != N_PIXELS + 1:
             raise DataError(f"{path}: {len(first)} columns, expected {N_PIXELS + 1} (label + {N_PIXELS} pixels)")
-        header = 0 if _is_header(first) else None
-        df = pd.read_csv(path, header=header, dtype=np.float64, engine="c", skip_blank_lines=True)
+        header = _is_header(first, path)
+        df = pd.read_csv(
+            path,
+            header=0 if header else None,
+            dtype=np.float64,
+            engine="c",
+            skip_blank_lines=True,
+            encoding="utf-8-sig",  # a UTF-8 byte-order mark is not part of the first value
+            compression="gzip" if kind == "gzip" else None,
+        )
     except DataError:
         raise
     except FileNotFoundError:
@@ -178,14 +300,17 @@ def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: CSV file is empty") from None
     except pd.errors.ParserError as e:
-        msg = str(e).strip().splitlines()[-1]
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else "parser error"
+        msg = msg if len(msg) <= 200 else msg[:200] + "..."
         raise DataError(f"{path}: malformed CSV ({msg}); expected label + {N_PIXELS} pixels per row") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text CSV file") from None
-    except (ValueError, TypeError) as e:
-        raise DataError(f"{path}: non-numeric value in CSV ({str(e).splitlines()[0]})") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    except (ValueError, TypeError):
+        raise DataError(f"{path}: non-numeric value {_locate_text(path, kind, header)}") from None
+    except (OSError, EOFError, zlib.error) as e:
+        if kind == "gzip":
+            raise DataError(f"{path}: corrupt gzip-compressed CSV ({shown(str(e))})") from None
+        raise DataError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
     values = df.to_numpy()
     if values.ndim != 2 or values.shape[1] != N_PIXELS + 1:
         raise DataError(
@@ -201,28 +326,52 @@ def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     frac = values != np.round(values)
     if frac.any():
         r, c = np.argwhere(frac)[0]
-        raise DataError(f"{path}: non-integer value {values[r, c]!r} at data row {r + 1}, column {c + 1}")
+        raise DataError(f"{path}: non-integer value {_number(values[r, c])} at data row {r + 1}, column {c + 1}")
     labels, pixels = values[:, 0], values[:, 1:]
     if labels.min() < 0 or labels.max() > N_CLASSES - 1:
         r = int(np.argmax((labels < 0) | (labels > 9)))
-        raise DataError(f"{path}: label {labels[r]:g} outside 0-9 at data row {r + 1}")
+        raise DataError(f"{path}: label {_number(labels[r])} outside 0-9 at data row {r + 1}, column 1")
     if pixels.min() < 0 or pixels.max() > 255:
         r, c = np.argwhere((pixels < 0) | (pixels > 255))[0]
-        raise DataError(f"{path}: pixel value {pixels[r, c]:g} outside 0-255 at data row {r + 1}, column {c + 2}")
+        raise DataError(
+            f"{path}: pixel value {_number(pixels[r, c])} outside 0-255 at data row {r + 1}, column {c + 2}"
+        )
     return pixels.astype(np.uint8), labels.astype(np.int64)
+
+
+_DIGESTS: dict[tuple, str] = {}
+# Bumped whenever parsing changes what a file means: v2 reads a UTF-8 BOM file's first row (v1 dropped it).
+CACHE_VERSION = "v2"
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, remembered per (inode, size, mtime) so a run hashes each file once."""
+    path = Path(path)
+    check_regular_file(path, "data file")
+    st = path.stat()
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        try:
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError as e:
+            raise DataError(f"{path}: cannot read ({e.strerror})") from None
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def load_csv(path: str | Path, *, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) from an article-style CSV: label, then 784 pixels 0-255; header row optional.
 
-    Parsed with pandas' C engine; the arrays are cached on disk keyed by the file's SHA-256,
-    so a second load skips parsing.
+    Plain or gzip-compressed UTF-8 (a byte-order mark is fine). Parsed with pandas' C engine;
+    the arrays are cached on disk keyed by the file's SHA-256, so a second load skips parsing.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: CSV file not found")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if use_cache else ""
-    cache = _csv_cache_dir() / f"{digest}.npz"
+    check_regular_file(path, "CSV file")
+    digest = file_sha256(path) if use_cache else ""
+    cache = _csv_cache_dir() / f"{digest}.{CACHE_VERSION}.npz"
     if use_cache and cache.is_file():
         try:
             with np.load(cache) as z:
@@ -272,11 +421,21 @@ def load_split(cfg: DataConfig, *, seed: int = 0) -> Split:
     else:
         x_tr, y_tr, x_te, y_te = load_embedded()
     n_val = cfg.validation_size
+    where = f"{cfg.train_csv}: " if cfg.source == "csv" else ""
     if not 0 < n_val < len(x_tr):
-        raise DataError(f"validation size {n_val} must be between 1 and {len(x_tr) - 1} training rows")
+        raise DataError(
+            f"{where}{len(x_tr)} training rows; the last {n_val} are held out for validation, "
+            f"so at least {n_val + 1} rows are needed"
+        )
     cut = len(x_tr) - n_val
     # include_validation: the final model trains on all official training images (train + val).
     x_train, y_train = (x_tr, y_tr) if cfg.include_validation else (x_tr[:cut], y_tr[:cut])
+    if cfg.train_size is not None and cfg.train_size > len(x_train):
+        # Asking for more than exists is a mistake; silently training on fewer would record a false size.
+        raise DataError(
+            f"{where}--train-size {cfg.train_size} is more than the {len(x_train)} training images available "
+            f"({len(x_tr)} rows{'' if cfg.include_validation else f' minus {n_val} for validation'})"
+        )
     if cfg.train_size is not None and cfg.train_size < len(x_train):
         seed = cfg.subset_seed if cfg.subset_seed is not None else seed  # its own seed, when set
         idx = stratified_subsample(y_train, cfg.train_size, seed=seed)

@@ -10,6 +10,7 @@ never `torch.load`, which can execute code hidden in a pickle.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist_fc.config import ModelConfig
+from mnist_fc.config import ACTIVATIONS, ModelConfig
+from mnist_fc.errors import ModelFileError
 from mnist_fc.model import FCNet
 from mnist_fc.normalize import Normalizer
 
@@ -85,43 +87,124 @@ def _resolve(path: str | Path) -> tuple[Path, Path]:
     if path.is_dir():
         found = sorted(path.glob("*.safetensors"))
         if len(found) != 1:
-            raise ValueError(f"{path}: expected exactly one .safetensors model in the folder, found {len(found)}")
+            raise ModelFileError(f"{path}: expected exactly one .safetensors model in the folder, found {len(found)}")
         path = found[0]
     weights, config = path.with_suffix(".safetensors"), path.with_suffix(".json")
     for p in (weights, config):
+        if not p.exists():
+            raise ModelFileError(f"{p}: model file not found")
         if not p.is_file():
-            raise ValueError(f"{p}: model file not found")
+            raise ModelFileError(f"{p}: not a regular file (a folder, pipe or device?)")
     return weights, config
 
 
 def load_meta(path: str | Path) -> dict[str, Any]:
     _, config = _resolve(path)
     try:
-        return json.loads(config.read_text())
+        meta = json.loads(config.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{config}: not valid JSON ({e.msg})") from None
+        raise ModelFileError(f"{config}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{config}: not UTF-8 text") from None
+    except OSError as e:
+        raise ModelFileError(f"{config}: cannot read ({e.strerror})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{config}: expected a JSON object, found {type(meta).__name__}")
+    return meta
+
+
+MAX_WIDTH = 1 << 16  # widest hidden layer a model file may ask for (the CLI's limit too)
+_MODEL_TYPES: dict[str, tuple[type, ...]] = {
+    "n_units_l1": (int,),
+    "n_units_l2": (int,),
+    "activation": (str,),
+    "batchnorm": (bool,),
+    "dropout": (int, float),
+    "init_distribution": (str,),
+    "init_mean": (int, float),
+    "init_std": (int, float),
+    "fan_in_scaling": (bool,),
+}
+
+
+def model_config(meta: dict[str, Any], where: Path) -> ModelConfig:
+    """The ModelConfig in a model's JSON, every field type- and range-checked (a one-line error otherwise)."""
+    raw = meta.get("config", {}).get("model") if isinstance(meta.get("config"), dict) else None
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"{where}: JSON has no config.model object")
+    for key, value in raw.items():
+        if key not in _MODEL_TYPES:
+            raise ModelFileError(f"{where}: unknown config.model field {key!r}")
+        types = _MODEL_TYPES[key]
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            raise ModelFileError(
+                f"{where}: config.model.{key} must be {types[0].__name__}, not {json.dumps(value)[:40]}"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ModelFileError(f"{where}: config.model.{key} is not finite")
+    cfg = ModelConfig(**raw)
+    for key in ("n_units_l1", "n_units_l2"):
+        width = getattr(cfg, key)
+        if not 1 <= width <= MAX_WIDTH:
+            raise ModelFileError(f"{where}: config.model.{key} is {width}; expected 1 to {MAX_WIDTH}")
+    if cfg.activation not in ACTIVATIONS:
+        raise ModelFileError(f"{where}: unknown activation {cfg.activation[:40]!r} (one of {', '.join(ACTIVATIONS)})")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ModelFileError(f"{where}: config.model.dropout {cfg.dropout:g} outside [0, 1)")
+    return cfg
+
+
+def check_tensors(tensors: dict[str, torch.Tensor], model: PixelNet, where: Path) -> None:
+    """Names, dtypes, shapes and finiteness of loaded weights against the model the JSON describes.
+
+    load_state_dict would copy an int8 or bool tensor into float weights without a word, and
+    NaN weights or a zero input scale give a model that "works" at chance accuracy.
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (first {missing[0]!r})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (first {extra[0][:60]!r})")
+        raise ModelFileError(f"{where}: tensors do not match the JSON's model: {', '.join(parts)}")
+    for name, want in expected.items():
+        got = tensors[name]
+        if got.dtype != want.dtype:
+            raise ModelFileError(
+                f"{where}: tensor {name!r} is {got.dtype}, expected {want.dtype}".replace("torch.", "")
+            )
+        if tuple(got.shape) != tuple(want.shape):
+            raise ModelFileError(
+                f"{where}: tensor {name!r} has shape {tuple(got.shape)}, the JSON's model needs {tuple(want.shape)}"
+            )
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            raise ModelFileError(f"{where}: tensor {name!r} holds NaN or infinite values")
+    if not bool((tensors[SCALE_KEY] > 0).all()):
+        raise ModelFileError(f"{where}: {SCALE_KEY} must be > 0 for every pixel (found zero or negative)")
+    for name, t in tensors.items():
+        if name.endswith("running_var") and not bool((t >= 0).all()):
+            raise ModelFileError(f"{where}: tensor {name!r} (a variance) holds negative values")
 
 
 def load_pixelnet(path: str | Path) -> tuple[PixelNet, dict[str, Any]]:
-    """The saved model and its JSON metadata; weights read with safetensors only."""
+    """The saved model and its JSON metadata; weights read with safetensors only, then checked."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    weights, _ = _resolve(path)
+    weights, config = _resolve(path)
     meta = load_meta(path)
-    try:
-        model_cfg = ModelConfig(**meta["config"]["model"])
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: JSON has no usable config.model ({e})") from None
+    model_cfg = model_config(meta, config)
     try:
         tensors = load_file(str(weights))
-    except (SafetensorError, OSError) as e:
-        raise ValueError(f"{weights}: not a readable safetensors file ({e})") from None
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as e:
+        detail = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise ModelFileError(f"{weights}: not a readable safetensors file ({detail})") from None
     model = PixelNet(FCNet(model_cfg), torch.zeros(784), torch.ones(784))
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise ValueError(f"{weights}: weights do not fit the JSON config ({str(e).splitlines()[0]})") from None
+    check_tensors(tensors, model, weights)
+    model.load_state_dict(tensors)
     return model.eval(), meta
 
 
@@ -132,15 +215,51 @@ def torch_logits(model: PixelNet, pixels: np.ndarray, *, chunk: int = 16384) -> 
     return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)]).numpy()
 
 
-def onnx_logits(path: str | Path, pixels: np.ndarray) -> np.ndarray:
+def _onnx_session(path: Path):  # an onnxruntime.InferenceSession
     import onnxruntime as ort
 
+    if not path.is_file():
+        raise ModelFileError(f"{path}: ONNX model file not found" if not path.exists() else f"{path}: not a file")
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
-        raise ValueError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0]})") from None
+        detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ModelFileError(f"{path}: not a loadable ONNX model ({detail})") from None
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise ModelFileError(f"{path}: ONNX model has {len(inputs)} inputs; expected one, pixels (N, 784) float32")
+    x = inputs[0]
+    if x.type != "tensor(float)":
+        raise ModelFileError(f"{path}: ONNX input {x.name!r} is {x.type}; expected tensor(float) pixels (N, 784)")
+    shape = list(x.shape or [])
+    if len(shape) != 2 or (shape[1] not in (784, None) and not isinstance(shape[1], str)):
+        raise ModelFileError(f"{path}: ONNX input {x.name!r} has shape {shape}; expected (N, 784)")
+    if isinstance(shape[0], int):
+        raise ModelFileError(
+            f"{path}: ONNX input {x.name!r} has a fixed batch size {shape[0]}; export it with a dynamic batch axis"
+        )
+    if not outputs:
+        raise ModelFileError(f"{path}: ONNX model has no outputs")
+    return session
+
+
+def onnx_logits(path: str | Path, pixels: np.ndarray) -> np.ndarray:
+    """(N, 10) logits from an ONNX model taking pixels (N, 784); one-line errors for any other graph."""
+    path = Path(path)
+    session = _onnx_session(path)
     name = session.get_inputs()[0].name
-    return session.run(None, {name: np.asarray(pixels, dtype=np.float32)})[0]
+    x = np.asarray(pixels, dtype=np.float32)
+    try:
+        out = session.run(None, {name: x})[0]
+    except Exception as e:  # onnxruntime's own error types: a graph that cannot run on this input
+        detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ModelFileError(f"{path}: ONNX model failed on pixels of shape {x.shape} ({detail})") from None
+    out = np.asarray(out)
+    if out.shape != (len(x), 10):
+        raise ModelFileError(f"{path}: ONNX output has shape {out.shape}; expected ({len(x)}, 10) logits")
+    if not np.issubdtype(out.dtype, np.number) or not np.isfinite(out).all():
+        raise ModelFileError(f"{path}: ONNX output holds non-numeric, NaN or infinite values")
+    return out
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, *, n_classes: int = 10) -> np.ndarray:

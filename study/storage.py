@@ -9,6 +9,8 @@ also does it while waiting.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import time
 import warnings
@@ -66,6 +68,13 @@ def _check_url(url: str) -> sa.URL:
         raise UserError(f"unsupported storage backend {backend!r} in {redact(url)!r} ({hint})")
     if backend == "sqlite":
         db = parsed.database
+        if parsed.host:  # sqlite://x.db is :memory: to SQLAlchemy, sqlite://a/b.db silently means b.db
+            meant = f"{parsed.host}/{db}" if db else parsed.host
+            raise UserError(
+                f"{redact(url)!r} has two slashes: SQLAlchemy reads {parsed.host!r} as a host, not a file "
+                f"({'an in-memory database' if not db else 'another file'}); a SQLite file needs three: "
+                f"sqlite:///{meant} (relative) or sqlite:////abs/path.db"
+            )
         if not db or db == ":memory:" or db.startswith("file:"):
             raise UserError("an in-memory SQLite storage would lose the study; give a file, e.g. sqlite:///studies.db")
         path = Path(db).expanduser()
@@ -75,6 +84,122 @@ def _check_url(url: str) -> sa.URL:
         if not parent.is_dir():
             raise UserError(f"storage folder {parent} does not exist")
     return parsed
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a sqlite:/// URL, None for any other storage (or an unparseable URL)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser()
+
+
+# Optuna's own tables (optuna.storages._rdb.models) and ours: a file holding only these is a study storage.
+OPTUNA_TABLES = frozenset(
+    {
+        "studies",
+        "study_directions",
+        "study_system_attributes",
+        "study_user_attributes",
+        "trial_heartbeats",
+        "trial_intermediate_values",
+        "trial_params",
+        "trial_system_attributes",
+        "trial_user_attributes",
+        "trial_values",
+        "trials",
+        "version_info",
+        "alembic_version",
+    }
+)
+OWN_TABLES = frozenset({"mnist_study_curves"})
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _recover_hint(path: Path) -> str:
+    return (
+        f"recover what is readable with `sqlite3 {path} .recover | sqlite3 recovered.db`, "
+        "or restore a backup; nothing was written"
+    )
+
+
+def check_sqlite_file(path: Path, *, write: bool) -> None:
+    """One-line UserError unless `path` is a healthy SQLite study storage, or nothing yet.
+
+    Runs before anything opens the file for writing: SQLite would otherwise happily add
+    Optuna's tables to another application's database, or append trials to a damaged file
+    (whose next write may destroy what is still readable). `PRAGMA quick_check` reads every
+    page once (milliseconds for a study of thousands of trials).
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return  # a new study storage: created by the caller
+    except OSError as e:
+        raise UserError(f"cannot open SQLite storage {path}: {e.strerror}") from None
+    if not path.is_file():
+        raise UserError(f"storage path {path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"cannot read SQLite storage {path} (permission denied)")
+    if write:
+        if not os.access(path, os.W_OK):
+            raise UserError(
+                f"SQLite storage {path} is read-only (file permissions or an immutable flag); "
+                "make it writable or copy it, nothing was written"
+            )
+        if not os.access(path.resolve().parent, os.W_OK):
+            raise UserError(
+                f"folder {path.resolve().parent} is not writable: SQLite needs it for the journal of {path.name}"
+            )
+    if size == 0:
+        return  # an empty file is an empty database
+    with path.open("rb") as f:
+        head = f.read(len(SQLITE_MAGIC))
+    if head != SQLITE_MAGIC:
+        raise UserError(f"cannot open SQLite storage {path}: file is not a database")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+    except sqlite3.Error as e:
+        raise UserError(f"cannot open SQLite storage {path}: {e}") from None
+    try:
+        result = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        if result != ["ok"]:
+            lines = [ln.strip() for r in result for ln in str(r).splitlines() if ln.strip()]
+            lines = [ln for ln in lines if not ln.startswith("***")] or lines or ["no answer"]
+            detail = lines[0][:120]
+            raise UserError(f"SQLite storage {path} is damaged (quick_check: {detail}); {_recover_hint(path)}")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {t for t in tables if not t.startswith("sqlite_")}
+        study_cols = {r[1] for r in conn.execute("PRAGMA table_info(studies)")} if "studies" in tables else set()
+    except sqlite3.DatabaseError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            raise UserError(f"SQLite storage {path} is locked by another process; try again") from None
+        raise UserError(f"SQLite storage {path} is damaged ({e}); {_recover_hint(path)}") from None
+    finally:
+        conn.close()
+    _check_not_foreign(path, tables, study_cols)
+
+
+def _check_not_foreign(path: Path, tables: set[str], study_cols: set[str]) -> None:
+    """A non-empty SQLite file that is not an Optuna storage belongs to someone else: never add tables to it."""
+    if not tables:
+        return
+    optuna_studies = {"study_id", "study_name"} <= study_cols
+    is_storage = optuna_studies and "version_info" in tables
+    # A storage another worker is creating this instant holds only some of Optuna's tables.
+    # Optuna creates `studies` first, so a foreign file with only e.g. a `trials` table is not one.
+    being_created = tables <= OPTUNA_TABLES | OWN_TABLES and optuna_studies
+    if is_storage or being_created:
+        return
+    foreign = sorted(tables - OPTUNA_TABLES - OWN_TABLES) or sorted(tables)
+    shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+    raise UserError(
+        f"{path} is a SQLite database of another application (tables: {shown}), not an Optuna study storage; "
+        "give a new file for the study (nothing was written)"
+    )
 
 
 def _prepare_sqlite(path: str, *, create: bool) -> None:
@@ -152,8 +277,9 @@ def open_storage(
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite:
         db = str(Path(parsed.database).expanduser())
-        if not create and not Path(db).is_file():
+        if not create and not Path(db).exists():
             raise UserError(f"no study database at {db}")
+        check_sqlite_file(Path(db), write=create)
         for attempt in range(20):  # switching a fresh file to WAL can fail "locked" at once, busy timeout or not
             try:
                 _prepare_sqlite(db, create=create)
@@ -215,8 +341,40 @@ def curve_store(storage: RDBStorage) -> CurveStore:
 
 
 def load_study(storage: RDBStorage, study_name: str) -> optuna.Study:
+    """The study, with every stored trial read once: damage that SQLite's page checks cannot see (bytes
+    changed inside a row) surfaces here as one line, not as garbage or a traceback in a later command."""
     try:
-        return optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         names = ", ".join(optuna.get_all_study_names(storage)) or "none"
         raise UserError(f"no study named {study_name!r} in this storage (studies: {names})") from None
+    except (sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError, UnicodeError) as e:
+        raise _unreadable(storage, study_name, e) from None
+    try:
+        with warnings.catch_warnings(), _quiet_optuna():
+            warnings.simplefilter("ignore")
+            study.get_trials(deepcopy=False)
+            study.user_attrs  # noqa: B018 - read to check
+    except Exception as e:  # any decoding error of a damaged row: SQLAlchemy, JSON, Optuna's own checks
+        raise _unreadable(storage, study_name, e) from None
+    return study
+
+
+class _quiet_optuna:
+    """Optuna logs a warning and retries row by row on a decode error; the one-line error is enough."""
+
+    def __enter__(self) -> None:
+        self.logger = logging.getLogger("optuna.storages._rdb.storage")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.setLevel(self.level)
+
+
+def _unreadable(storage: RDBStorage, study_name: str, e: BaseException) -> UserError:
+    text = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+    url = storage.engine.url
+    where = url.database if url.get_backend_name() == "sqlite" else redact(url.render_as_string(hide_password=True))
+    hint = _recover_hint(Path(where)) if url.get_backend_name() == "sqlite" else "restore a backup"
+    return UserError(f"study {study_name!r} in {where} has a damaged, unreadable row ({text}); {hint}")

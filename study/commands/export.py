@@ -10,6 +10,7 @@ import pandas as pd
 from study.analysis.frames import trials_frame
 from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
 from study.errors import UserError
+from study.safety import check_outputs
 from study.storage import load_study, open_storage
 
 EXAMPLE = """examples:
@@ -55,6 +56,7 @@ def write_frame(df: pd.DataFrame, out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() not in FORMATS:  # before touching the storage
         raise UserError(f"--out must end in {' or '.join(FORMATS)}, not {args.out.suffix or 'nothing'!r}")
+    check_outputs([args.out], storage=args.storage)  # never the database itself, however spelled
     study = load_study(open_storage(args.storage, create=False), args.study_name)
     df = trials_frame(study)
     write_frame(df, args.out)

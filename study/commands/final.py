@@ -34,6 +34,7 @@ from study.commands.args import positive_int
 from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
 from study.errors import UserError
 from study.report_text import best_record
+from study.safety import check_model_outputs
 from study.storage import load_study, open_storage
 
 ONNX_ATOL = 1e-3  # max |logit difference| allowed between onnxruntime and PyTorch (fp32 both)
@@ -149,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     runs: list[dict[str, Any]] = []
     shipped: PixelNet | None = None
     cfgs = [final_config(record, args, seed) for seed in args.seeds]
+    check_model_outputs(stem, storage=args.storage, data=cfgs[0].data)  # before hours of training
     split = load_split(cfgs[0].data, seed=args.seeds[0])
     x_test, y_test, n_train = split.x_test, split.y_test, len(split.x_train)
     print(f"training {len(cfgs)} seed(s) on {n_train} images, {cfgs[0].train.epochs} epochs each ...", flush=True)

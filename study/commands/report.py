@@ -9,6 +9,7 @@ from study.analysis.frames import trials_frame
 from study.analysis.report import build_report, images_possible, write_report
 from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
 from study.errors import UserError
+from study.safety import REPORT_FILES, check_output_dir
 from study.storage import curve_store, load_study, open_storage
 
 EXAMPLE = """examples:
@@ -63,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, REPORT_FILES, suffixes=(".png", ".svg"), storage=args.storage)
     storage = open_storage(args.storage, create=False)
     study = load_study(storage, args.study_name)
     compare = {}

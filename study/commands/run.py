@@ -23,6 +23,7 @@ from study.errors import UserError
 from study.objective import Objective, report_every, worker_id
 from study.pruners import DEFAULT_PRUNER, PRUNERS, make_pruner
 from study.report_text import best_summary
+from study.safety import check_study_settings
 from study.sampler import make_sampler
 from study.spaces import SPACES
 from study.storage import (
@@ -133,19 +134,6 @@ def _check_study_space(study: optuna.Study, space: str) -> None:
         study.set_user_attr("space", space)
     elif stored != space:
         raise UserError(f"study {study.study_name!r} was created with space {stored!r}, not {space!r}")
-
-
-def _check_study_settings(study: optuna.Study, settings: dict) -> None:
-    """Every worker and every resume of a study must train trials alike, or their results do not compare."""
-    stored = study.user_attrs.get("settings")
-    if stored is None:
-        study.set_user_attr("settings", settings)
-        return
-    diff = [f"{k} {stored.get(k)!r} (this run: {v!r})" for k, v in settings.items() if stored.get(k) != v]
-    if diff:
-        raise UserError(
-            f"study {study.study_name!r} was run with {', '.join(diff)}; use the same settings or a new --study-name"
-        )
 
 
 def _count(study: optuna.Study, state: TrialState) -> int:
@@ -296,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         load_if_exists=True,
     )
     _check_study_space(study, args.space)
-    _check_study_settings(
+    check_study_settings(
         study,
         {
             "epochs": base.train.epochs,
@@ -304,6 +292,8 @@ def run(args: argparse.Namespace) -> int:
             "train_size": len(split.x_train),
             "data": "embedded" if base.data.source == "embedded" else "csv",
         },
+        cfg=base,
+        seed=args.seed,
     )
     stored = study.get_trials(deepcopy=False)
     complete = sum(t.state == TrialState.COMPLETE for t in stored)

@@ -213,3 +213,121 @@ def test_checksum_mismatch_is_named() -> None:
     path = _file(gzip.compress(_LABELS), "sum.idx.gz")
     with pytest.raises(DataError, match="SHA-256 mismatch"):
         read_idx(path, sha256="0" * 64)
+
+
+# --- encodings, compression, header detection (issue 12): never drop or change an image -------------
+
+ENCODINGS = st.sampled_from(["plain", "bom", "gzip", "bom+gzip", "crlf", "bom+crlf"])
+
+
+def _encoded(rows: list[list[str]], *, header: bool, encoding: str) -> bytes:
+    lines = ([",".join(["label"] + [f"pixel{i}" for i in range(N_PIXELS)])] if header else []) + [
+        ",".join(r) for r in rows
+    ]
+    text = ("\r\n" if "crlf" in encoding else "\n").join(lines) + "\n"
+    data = (b"\xef\xbb\xbf" if "bom" in encoding else b"") + text.encode()
+    return gzip.compress(data) if "gzip" in encoding else data
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 6), st.integers(0, 2**32), st.booleans(), ENCODINGS)
+def test_utf8_bom_gzip_and_line_endings_keep_every_image(n: int, seed: int, header: bool, encoding: str) -> None:
+    """The issue's case (a UTF-8 BOM on a header-less CSV dropped the first image) and its family."""
+    rows = _valid_rows(n, seed)
+    path = _file(_encoded(rows, header=header, encoding=encoding), f"enc-{encoding}.csv")
+    x, y = load_csv(path, use_cache=False)
+    assert y.tolist() == [int(r[0]) for r in rows]
+    assert x.tolist() == [[int(v) for v in r[1:]] for r in rows]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_are_named(encoding: str) -> None:
+    text = "\n".join(",".join(r) for r in _valid_rows(2, 0))
+    data = text.encode(encoding)
+    if encoding in ("utf-16-le", "utf-16-be"):  # no mark of their own: add one, as editors do
+        data = ("\ufeff" + text).encode(encoding)
+    path = _file(data, "utf16.csv")
+    with pytest.raises(DataError, match=r"UTF-(16|32)"):
+        load_csv(path, use_cache=False)
+
+
+@pytest.mark.parametrize(("magic", "name"), [(b"PK\x03\x04", "zip"), (b"BZh91AY", "bzip2"), (b"\xfd7zXZ\x00", "xz")])
+def test_other_archives_are_named(magic: bytes, name: str) -> None:
+    with pytest.raises(DataError, match=name):
+        load_csv(_file(magic + b"\x00" * 100, "archive.csv"), use_cache=False)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(2, 4),
+    st.data(),
+    st.text(alphabet=st.characters(blacklist_characters=",\r\n\x00", blacklist_categories=["Cs"]), min_size=1),
+    st.booleans(),
+)
+def test_a_text_value_is_located_by_row_and_column(n: int, data: st.DataObject, value: str, bom: bool) -> None:
+    """A text value anywhere (the first row included): an error naming row and column, never a dropped row."""
+    value = value.strip()
+    try:
+        float(value)
+        return  # a number, not text
+    except ValueError:
+        pass
+    if not value:
+        return
+    rows = _valid_rows(n, 0)
+    r = data.draw(st.integers(0, n - 1))
+    c = data.draw(st.integers(0, N_PIXELS))
+    rows[r][c] = value
+    path = _file(_encoded(rows, header=False, encoding="bom" if bom else "plain"), "text.csv")
+    with pytest.raises(DataError) as info:
+        load_csv(path, use_cache=False)
+    msg = str(info.value)
+    assert "\n" not in msg and str(path) in msg and len(msg) < len(str(path)) + 300, msg
+    assert f"column {c + 1}" in msg and (f"row {r + 1}" in msg), msg
+
+
+def test_a_10mb_line_is_not_echoed() -> None:
+    rows = _valid_rows(2, 0)
+    rows[1][5] = "x" * 10_000_000
+    path = _file("\n".join(",".join(r) for r in rows), "huge.csv")
+    with pytest.raises(DataError) as info:
+        load_csv(path, use_cache=False)
+    assert len(str(info.value)) < 400 and "row 2" in str(info.value)
+
+
+def test_non_integer_values_print_as_numbers() -> None:
+    rows = _valid_rows(2, 0)
+    rows[1][3] = "12.5"
+    with pytest.raises(DataError) as info:
+        load_csv(_file("\n".join(",".join(r) for r in rows), "frac.csv"), use_cache=False)
+    assert "12.5" in str(info.value) and "np." not in str(info.value)
+
+
+def test_folder_and_fifo_are_not_called_missing(tmp_path: Path) -> None:
+    import os
+
+    with pytest.raises(DataError, match="folder"):
+        load_csv(tmp_path, use_cache=False)
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        load_csv(fifo, use_cache=False)
+    with pytest.raises(DataError, match="not found"):
+        load_csv(tmp_path / "missing.csv", use_cache=False)
+
+
+def test_train_size_larger_than_the_csv_is_an_error(tmp_path: Path) -> None:
+    """The issue: --train-size 5000 on a smaller CSV trained on what there was and recorded 5000."""
+    from mnist_fc.config import DataConfig
+    from mnist_fc.data import load_split
+
+    rng = np.random.default_rng(0)
+    n = 10_000 + 1_000  # 1,000 training rows after the 10,000 validation rows
+    x, y = rng.integers(0, 256, (n, N_PIXELS)), np.arange(n) % 10
+    path = tmp_path / "small.csv"
+    write_csv(path, x, y)
+    cfg = DataConfig(source="csv", train_csv=str(path), test_csv=str(path), train_size=5000)
+    with pytest.raises(DataError, match="5000 is more than the 1000"):
+        load_split(cfg)
+    split = load_split(DataConfig(source="csv", train_csv=str(path), test_csv=str(path), train_size=1000))
+    assert len(split.x_train) == 1000
