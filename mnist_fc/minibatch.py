@@ -23,7 +23,7 @@ from mnist_fc.config import RunConfig, TrainConfig, validate
 from mnist_fc.data import Split, load_split
 from mnist_fc.device import resolve_device, resolve_precision
 from mnist_fc.model import FCNet, build_model
-from mnist_fc.normalize import Normalizer, fit_normalizer
+from mnist_fc.normalize import Normalizer, normalizer_for
 from mnist_fc.optim import build_optimizer, build_scheduler
 from mnist_fc.trainer import Curves, EvalCallback, TrainResult, evaluate, run_settings, to_device
 
@@ -106,7 +106,7 @@ def _fit(
     torch.manual_seed(t.seed)
     gen = torch.Generator(device=device).manual_seed(t.seed)  # shuffling and augmentation
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    normalizer = fit_normalizer(cfg.data.normalization, split.x_train)
+    normalizer = normalizer_for(cfg.data, split.x_train)
     data = to_device(split, normalizer, device, dtype)
     aug = augmentation_of(t)
     pixels = torch.from_numpy(np.array(split.x_train)).to(device) if aug.active else None

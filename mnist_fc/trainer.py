@@ -22,7 +22,7 @@ from mnist_fc.config import RunConfig, validate
 from mnist_fc.data import Split, load_split
 from mnist_fc.device import resolve_device, resolve_precision
 from mnist_fc.model import FCNet, build_model
-from mnist_fc.normalize import Normalizer, fit_normalizer
+from mnist_fc.normalize import Normalizer, normalizer_for
 
 # on_eval(epoch, metrics) -> True to stop early (e.g. an Optuna pruner said so).
 EvalCallback = Callable[[int, dict[str, float]], bool]
@@ -128,7 +128,7 @@ def prepare(cfg: RunConfig, split: Split | None) -> tuple[torch.device, str, Dev
     if split is None:
         split = load_split(cfg.data, seed=cfg.train.seed)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    data = to_device(split, fit_normalizer(cfg.data.normalization, split.x_train), device, dtype)
+    data = to_device(split, normalizer_for(cfg.data, split.x_train), device, dtype)
     return device, precision, data
 
 
