@@ -33,6 +33,7 @@ import time
 from typing import Any
 
 import optuna
+from optuna.storages._heartbeat import BaseHeartbeat
 
 from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig, validate
 from study.design_spec import Design, Prediction
@@ -520,7 +521,7 @@ def heartbeat(trial: optuna.Trial, every_s: float) -> None:
     """Record that `trial` is alive, at most every `every_s` seconds (ask-and-tell loops have no heartbeat
     thread, so a killed batched worker's trials would otherwise stay RUNNING forever)."""
     storage = trial.study._storage
-    if not (hasattr(storage, "is_heartbeat_enabled") and storage.is_heartbeat_enabled()):
+    if not (isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None):
         return
     now = time.monotonic()
     if now - _last_beat.get(trial._trial_id, -math.inf) >= every_s:

@@ -212,3 +212,25 @@ def test_design_subset_is_one_fixed_subset_for_every_seed() -> None:
     a = load_split(DataConfig(train_size=500), seed=TINY.data_seed)
     b = load_split(DataConfig(train_size=500), seed=TINY.data_seed)
     assert (a.x_train == b.x_train).all()
+
+
+def test_design_trials_record_heartbeats_so_a_killed_batched_worker_is_requeued(tmp_path) -> None:
+    """Ask-and-tell rounds have no heartbeat thread: the design objective records one itself."""
+    from study.commands.design import DesignObjective
+    from study.designs import design_base
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    storage = open_storage(url, heartbeat=1, grace=2)
+    study = open_design_study(storage, TINY, "t_")
+    enqueue(study, TINY)
+    objective = DesignObjective(
+        space=design_space(TINY), base=design_base(TINY), split=None, curves=curve_store(storage)
+    )
+    trial = study.ask()  # a batched worker asked for it, sampled it ... and was killed
+    objective.sample(trial)
+    import time
+
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    states = [t.state for t in optuna.load_study(study_name="t_tiny", storage=storage).trials]
+    assert states.count(TrialState.FAIL) == 1 and states.count(TrialState.WAITING) == 4  # re-queued copy
