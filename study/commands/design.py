@@ -183,8 +183,10 @@ def _worker(designs: list[str], storage_url: str, prefix: str, base: RunConfig, 
 
     torch.set_num_threads(threads_per_job(jobs))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    start = time.perf_counter()
     for name in designs:
         run_design(DESIGNS_BY_NAME[name], storage_url=storage_url, prefix=prefix, base=base, batch_trials=batch_trials)
+        print(f"{prefix}{name}: nothing left to run ({time.perf_counter() - start:.0f} s since start)", flush=True)
 
 
 def _summary(study: optuna.Study) -> str:

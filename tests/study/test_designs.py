@@ -203,6 +203,8 @@ def test_cli_lists_designs_and_rejects_unknown_names(cli) -> None:
             assert f"[{p.claim}]" in listed.stdout
     bad = cli("design", "no_such_design", "--storage", "sqlite:///x.db")
     assert bad.returncode == 2 and "unknown design" in bad.stderr and "Traceback" not in bad.stderr
+    url = cli("design", "init_std", "--storage", "nonsense://x")
+    assert url.returncode == 2 and "storage" in url.stderr and "Traceback" not in url.stderr
 
 
 def test_design_subset_is_one_fixed_subset_for_every_seed() -> None:
@@ -230,7 +232,7 @@ def test_design_trials_record_heartbeats_so_a_killed_batched_worker_is_requeued(
     objective.sample(trial)
     import time
 
-    time.sleep(2.5)
+    time.sleep(4.0)  # > grace (2 s), with room for a loaded machine
     optuna.storages.fail_stale_trials(study)
     states = [t.state for t in optuna.load_study(study_name="t_tiny", storage=storage).trials]
     assert states.count(TrialState.FAIL) == 1 and states.count(TrialState.WAITING) == 4  # re-queued copy
