@@ -1,4 +1,16 @@
-"""The article's claims, each tested on a study's COMPLETE trials with a rank statistic and a verdict.
+"""LEGACY: the exploratory claims screen of the random-search `reference` study (issue 3).
+
+Superseded by the designed experiments (study.design_spec, study.analysis.design_claims), whose
+table is the project's answer. Kept only so that the report and the README's `reference` table keep
+working until they switch. Known problems (issue 10 review), not fixed here: row 5a reads the
+article backwards (it predicts a plateau from too LARGE a rate); rows 3a/3b test 1/sqrt(fan_in), not
+the article's 1/n rule, and only saturation; rows 2* never test an all-positive init and confound
+size with centring; claim 1's headline (hidden size x small lr) has no uncensored row; the verdict
+rule below is asymmetric and there is no multiple-comparison correction. Row 5b reads the
+`oscillation` stored with each trial: version 1 (detrended std) in `reference`, version 2 (the
+up-movement ratio, mnist_fc.measures) in studies made since.
+
+The article's claims, each tested on a study's COMPLETE trials with a rank statistic and a verdict.
 
 Every verdict is computed, never written by hand. The rules (quoted in the report and README):
 - a claim predicts the *sign* of an effect (or, for input statistics, any difference);
