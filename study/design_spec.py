@@ -40,9 +40,6 @@ class Prediction:
     by: str | None = None  # "interaction": the second factor
     where: dict[str, Any] = field(default_factory=dict)  # restrict to trials whose params equal these
     primary: bool = True  # primary predictions share one Holm correction
-    # "u_shape": the interior level pre-registered as the bottom (None: the best interior level, with a
-    # Bonferroni correction over the candidates, which costs most of the power of a few-seed design)
-    interior: Any = None
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ plateau_epochs (+ plateau_censored), first_step_jump, oscillation, val_accuracy,
 Effect units (study.analysis.stats): rank tests give Cliff's delta / Spearman rho (min_effect 0.3 =
 a clear, not a huge, effect); "logrank" gives the log ratio of Kaplan-Meier medians (0.4 = a 1.5x
 longer or shorter plateau). For "u_shape", direction +1 = a U (an interior level lowest), -1 = an
-inverted U. For "interaction", the effect is the trend at the first level of `by` minus the trend at
-its second level.
+inverted U; compare=(level,) names the interior level in advance. For "interaction", the effect is
+the trend at the first level of `by` minus the trend at its second level.
 """
 
 from __future__ import annotations
@@ -299,7 +299,7 @@ DESIGNS: tuple[Design, ...] = (
                 "input_scale",
                 +1,
                 RANK,
-                interior=1.0,
+                compare=(1.0,),  # the pre-registered interior level (bottom / top of the U)
             ),
             _p(
                 "4d",
@@ -309,7 +309,7 @@ DESIGNS: tuple[Design, ...] = (
                 "input_scale",
                 -1,
                 RANK,
-                interior=1.0,
+                compare=(1.0,),  # the pre-registered interior level (bottom / top of the U)
                 primary=False,
             ),
         ),
@@ -331,7 +331,7 @@ DESIGNS: tuple[Design, ...] = (
                 "lr",
                 +1,
                 RANK,
-                interior=3.0,  # the shortest plateau in the issue's lr sweep (~17 steps at 3; 400+ at 10)
+                compare=(3.0,),  # pre-registered bottom: the shortest plateau in the issue's lr sweep (~17 steps at 3)
             ),
             _p(
                 "5b",
@@ -505,7 +505,12 @@ def describe(design: Design) -> str:
     ]
     for p in design.predictions:
         where = f" where {p.where}" if p.where else ""
-        extra = f" {p.compare[0]!r} vs {p.compare[1]!r}" if p.compare else (f" by {p.by}" if p.by else "")
+        if len(p.compare) == 2:
+            extra = f" {p.compare[0]!r} vs {p.compare[1]!r}"
+        elif p.compare:  # u_shape: the interior level named in advance
+            extra = f", {'bottom' if p.direction > 0 else 'top'} at {p.compare[0]!r}"
+        else:
+            extra = f" by {p.by}" if p.by else ""
         kind = "primary" if p.primary else "secondary"
         lines.append(
             f"  [{p.claim}] {p.statement}: {p.test} of {p.measure} over {p.factor}{extra}{where}, "

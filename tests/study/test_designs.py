@@ -80,8 +80,8 @@ def test_every_article_claim_has_a_primary_prediction_and_declarations_are_consi
                 assert len(p.compare) == 2 and all(level in d.factors[p.factor] for level in p.compare)
             if p.test in ("trend", "u_shape"):
                 assert len(d.factors[p.factor]) >= 3 or p.test == "trend"
-            if p.interior is not None:  # a pre-registered bottom of the U: a level strictly inside
-                assert p.test == "u_shape" and p.interior in d.factors[p.factor][1:-1]
+            if p.test == "u_shape":  # the bottom of the U named in advance: a level strictly inside
+                assert len(p.compare) == 1 and p.compare[0] in d.factors[p.factor][1:-1]
             if p.test == "interaction":
                 assert p.by in d.factors and len(d.factors[p.by]) == 2
             for k, v in p.where.items():
