@@ -7,6 +7,7 @@ trial, so any result in a study can be reproduced from its row alone.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,10 @@ DEFAULT_EPOCHS = 500  # a TrainConfig without `epochs`: keeps one CPU run to min
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "gelu", "silu")
 INIT_DISTRIBUTIONS = ("normal", "uniform")
+# Init scaling (article point 3): multiply every drawn weight of a layer by 1, 1/sqrt(n) or 1/n, where n is
+# the layer's fan-in, the number of units feeding it (784 for the first layer, n_units_l1 for the second):
+# the units whose outputs are summed in w.x, the sum the article wants kept small whatever the width.
+INIT_SCALINGS = ("none", "sqrt_fan_in", "fan_in")
 NORMALIZATIONS = ("article", "raw", "unit", "global", "per_pixel")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -37,7 +42,10 @@ class ModelConfig:
     init_distribution: str = "normal"  # "normal", or "uniform" with the same mean and std
     init_mean: float = 0.01  # article: 0.01 ("the 0.01 matters")
     init_std: float = 0.1  # article: 0.1
-    fan_in_scaling: bool = False  # multiply each drawn weight by 1/sqrt(fan_in) (article point 3)
+    # "none" (article's run), "sqrt_fan_in" (x 1/sqrt(fan_in)) or "fan_in" (x 1/fan_in, the article's rule of
+    # dividing by the number of units); one of INIT_SCALINGS. Stored configs with the old bool
+    # fan_in_scaling load as "sqrt_fan_in"/"none" (RunConfig.from_dict).
+    init_scaling: str = "none"
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,11 @@ class DataConfig:
     train_csv: str | None = None  # with source="csv": label + 784 pixels per row
     test_csv: str | None = None
     normalization: str = "article"  # article: (x - 127.5) / 255; one of NORMALIZATIONS
+    # Input mean and variance as factors (article point 4), applied AFTER the normalisation:
+    # x'' = x' * input_scale + input_shift, so the input's mean moves by input_shift and its std is
+    # multiplied by |input_scale|. Folded into the normaliser's affine, so export and batching see one transform.
+    input_shift: float = 0.0
+    input_scale: float = 1.0
     train_size: int | None = None  # stratified seeded subsample of the 50,000 training images
     validation_size: int = 10_000  # the LAST 10,000 official training images (fixed, not random)
     # True: train on all 60,000 official training images (train + validation), for a final model whose
@@ -119,8 +132,12 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        model = dict(d.get("model", {}))
+        if "fan_in_scaling" in model:  # configs stored before init_scaling existed (e.g. studies.db's reference)
+            legacy = model.pop("fan_in_scaling")
+            model.setdefault("init_scaling", "sqrt_fan_in" if legacy else "none")
         return cls(
-            model=ModelConfig(**d.get("model", {})),
+            model=ModelConfig(**model),
             data=DataConfig(**d.get("data", {})),
             train=TrainConfig(**d.get("train", {})),
         )
@@ -146,6 +163,10 @@ def validate(cfg: RunConfig) -> None:
             f"unknown init distribution {m.init_distribution!r} (choose from {', '.join(INIT_DISTRIBUTIONS)})",
         ),
         (m.init_std >= 0, "init std must be >= 0"),
+        (
+            m.init_scaling in INIT_SCALINGS,
+            f"unknown init scaling {m.init_scaling!r} (choose from {', '.join(INIT_SCALINGS)})",
+        ),
         (0.0 <= m.dropout < 1.0, "dropout must be in [0, 1)"),
         (
             d.normalization in NORMALIZATIONS,
@@ -154,6 +175,8 @@ def validate(cfg: RunConfig) -> None:
         (d.source in ("embedded", "csv"), f"unknown data source {d.source!r} (embedded or csv)"),
         (d.source != "csv" or (d.train_csv and d.test_csv), "CSV data needs both a train and a test CSV file"),
         (d.train_size is None or d.train_size >= 10, "train size must be >= 10"),
+        (math.isfinite(d.input_shift), "input shift must be finite"),
+        (math.isfinite(d.input_scale) and d.input_scale != 0, "input scale must be finite and not 0"),
         (t.epochs >= 1, "epochs must be >= 1"),
         (t.lr > 0, "learning rate must be > 0"),
         (t.momentum >= 0, "momentum must be >= 0"),

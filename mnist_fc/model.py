@@ -20,11 +20,12 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def init_weight_(w: torch.Tensor, cfg: ModelConfig, *, generator: torch.Generator | None = None) -> None:
-    """Draw `w` from the configured distribution (mean, std), optionally scaled by 1/sqrt(fan_in).
+    """Draw `w` from the configured distribution (mean, std), then scale it by `init_scale(cfg, fan_in)`.
 
-    "uniform" means U(mean - sqrt(3) std, mean + sqrt(3) std): same mean and std as the normal.
-    Scaling multiplies every drawn weight (so both mean and std) by 1/sqrt(fan_in), which keeps
-    the spread of w.x independent of the layer width (the article's point 3).
+    "uniform" means U(mean - sqrt(3) std, mean + sqrt(3) std): same mean and std as the normal, so
+    the article's all-positive U(0, a) is uniform with mean a/2 and std a/sqrt(12). Scaling multiplies
+    every drawn weight (so both mean and std): 1/sqrt(fan_in) keeps the spread of w.x independent of
+    the layer width; 1/fan_in (the article's "divide by the number of units") shrinks it with the width.
     """
     with torch.no_grad():
         if cfg.init_distribution == "normal":
@@ -32,8 +33,20 @@ def init_weight_(w: torch.Tensor, cfg: ModelConfig, *, generator: torch.Generato
         else:
             half = math.sqrt(3.0) * cfg.init_std
             w.uniform_(cfg.init_mean - half, cfg.init_mean + half, generator=generator)
-        if cfg.fan_in_scaling:
-            w.mul_(1.0 / math.sqrt(w.shape[1]))
+        scale = init_scale(cfg.init_scaling, w.shape[1])
+        if scale != 1.0:
+            w.mul_(scale)
+
+
+def init_scale(scaling: str, fan_in: int) -> float:
+    """The factor every drawn weight of a layer with `fan_in` inputs is multiplied by."""
+    if scaling == "none":
+        return 1.0
+    if scaling == "sqrt_fan_in":
+        return 1.0 / math.sqrt(fan_in)
+    if scaling == "fan_in":
+        return 1.0 / fan_in
+    raise ValueError(f"unknown init scaling {scaling!r}")
 
 
 class FCNet(nn.Module):

@@ -18,7 +18,7 @@ from torch import nn
 from mnist_fc.config import RunConfig, validate
 from mnist_fc.data import Split, load_split
 from mnist_fc.device import resolve_device, resolve_precision
-from mnist_fc.normalize import Normalizer, fit_normalizer
+from mnist_fc.normalize import Normalizer, normalizer_for
 
 EVAL_CHUNK = 16384  # images per evaluation forward pass: bounds memory on big splits
 
@@ -83,7 +83,7 @@ def prepare(cfg: RunConfig, split: Split | None) -> Prepared:
     precision = resolve_precision(cfg.train.precision, device)
     if split is None:
         split = load_split(cfg.data, seed=cfg.train.seed)  # DataConfig.subset_seed, when set, wins
-    data = to_device(split, fit_normalizer(cfg.data.normalization, split.x_train), device, compute_dtype(precision))
+    data = to_device(split, normalizer_for(cfg.data, split.x_train), device, compute_dtype(precision))
     return Prepared(device, precision, split, data)
 
 

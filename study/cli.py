@@ -11,10 +11,10 @@ import logging
 import os
 import sys
 
-from study.commands import best, dashboard, evaluate, export, final, report, run, train
+from study.commands import best, dashboard, design, evaluate, export, final, report, run, train
 from study.errors import UserError
 
-COMMANDS = (run, train, best, final, evaluate, dashboard, report, export)
+COMMANDS = (run, train, best, final, evaluate, dashboard, report, export, design)
 
 
 class _Parser(argparse.ArgumentParser):

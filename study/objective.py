@@ -14,7 +14,7 @@ from mnist_fc.config import RunConfig
 from mnist_fc.data import Split
 from mnist_fc.measures import SATURATION_BATCH, run_measures, saturation_at_init
 from mnist_fc.model import build_model
-from mnist_fc.normalize import fit_normalizer
+from mnist_fc.normalize import normalizer_for
 from mnist_fc.trainer import EvalCallback, TrainResult, train
 from study.curves import CurveStore
 from study.spaces import Space
@@ -57,7 +57,7 @@ def store_result(trial: optuna.Trial, result: TrainResult) -> None:
 def initial_saturation(cfg: RunConfig, split: Split) -> list[float]:
     """Saturation per hidden layer of the trial's initial weights (same seed as the trainer) on a fixed batch:
     the first SATURATION_BATCH images of the normalised training subsample."""
-    x = fit_normalizer(cfg.data.normalization, split.x_train)(split.x_train[:SATURATION_BATCH])
+    x = normalizer_for(cfg.data, split.x_train)(split.x_train[:SATURATION_BATCH])
     return saturation_at_init(build_model(cfg.model, seed=cfg.train.seed), torch.from_numpy(x))
 
 

@@ -27,7 +27,8 @@ def article_space(trial: optuna.Trial, base: RunConfig) -> RunConfig:
         init_mean=trial.suggest_float("init_mean", -0.1, 0.1),
         init_std=trial.suggest_float("init_std", 1e-3, 1.0, log=True),
         init_distribution=trial.suggest_categorical("init_distribution", ["normal", "uniform"]),
-        fan_in_scaling=trial.suggest_categorical("fan_in_scaling", [False, True]),
+        # param name kept from before init_scaling had 3 levels: the stored reference study uses it
+        init_scaling="sqrt_fan_in" if trial.suggest_categorical("fan_in_scaling", [False, True]) else "none",
         batchnorm=trial.suggest_categorical("batchnorm", [False, True]),
     )
     data = dataclasses.replace(base.data, normalization=trial.suggest_categorical("normalization", NORMALIZATIONS))
@@ -62,7 +63,7 @@ def accuracy_space(trial: optuna.Trial, base: RunConfig) -> RunConfig:
         init_distribution="normal",
         init_mean=0.0,
         init_std=math.sqrt(2.0) if activation in ("relu", "gelu", "silu") else 1.0,
-        fan_in_scaling=True,
+        init_scaling="sqrt_fan_in",
     )
     optimizer = trial.suggest_categorical("optimizer", ["sgd", "nesterov", "adam", "adamw"])
     if optimizer in ("adam", "adamw"):

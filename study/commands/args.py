@@ -10,6 +10,7 @@ from mnist_fc.config import (
     ACTIVATIONS,
     DEVICES,
     INIT_DISTRIBUTIONS,
+    INIT_SCALINGS,
     NORMALIZATIONS,
     OPTIMIZERS,
     PRECISIONS,
@@ -99,8 +100,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init-mean", type=any_float, help="weight init mean (article: 0.01)")
     g.add_argument("--init-std", type=nonneg_float, help="weight init std (article: 0.1)")
     g.add_argument(
-        "--fan-in-scaling", action=argparse.BooleanOptionalAction, help="scale drawn weights by 1/sqrt(fan_in)"
+        "--init-scaling",
+        choices=INIT_SCALINGS,
+        help="multiply drawn weights by 1 (none, article), 1/sqrt(fan_in) or 1/fan_in (the article's rule)",
     )
+    g.add_argument(
+        "--fan-in-scaling", dest="init_scaling", action="store_const", const="sqrt_fan_in", help=argparse.SUPPRESS
+    )  # the old flag, kept so existing command lines still mean what they meant
     g.add_argument("--normalization", choices=NORMALIZATIONS, help="input normalisation (article: article)")
     g.add_argument("--lr", type=positive_float, help="learning rate (article: 0.1)")
     g.add_argument("--momentum", type=nonneg_float, help="SGD momentum (article: 0)")

@@ -60,7 +60,7 @@ def test_labels_survive_training_on_augmented_images(small_split):
 
     cfg = RunConfig(
         model=ModelConfig(
-            n_units_l1=128, n_units_l2=64, activation="relu", init_mean=0, init_std=1.4, fan_in_scaling=True
+            n_units_l1=128, n_units_l2=64, activation="relu", init_mean=0, init_std=1.4, init_scaling="sqrt_fan_in"
         ),
         data=DataConfig(normalization="global", train_size=2000),
         train=TrainConfig(

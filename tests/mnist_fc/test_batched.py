@@ -24,7 +24,7 @@ def _member(h1: int, h2: int, *, lr: float, **model) -> RunConfig:
 MEMBERS = [
     _member(100, 30, lr=0.1),
     _member(17, 9, lr=1.0, batchnorm=True),
-    _member(64, 50, lr=0.3, activation="tanh", init_distribution="uniform", fan_in_scaling=True),
+    _member(64, 50, lr=0.3, activation="tanh", init_distribution="uniform", init_scaling="sqrt_fan_in"),
 ]
 
 

@@ -140,7 +140,7 @@ def test_large_init_saturates_and_batchnorm_or_fan_in_scaling_does_not() -> None
     assert max(saturation_at_init(build_model(small, seed=0), x)) == 0.0
     bn = ModelConfig(**{**big.__dict__, "batchnorm": True})
     assert saturation_at_init(build_model(bn, seed=0), x)[0] < 0.01  # BN output ~ N(0, 1)
-    scaled = ModelConfig(**{**big.__dict__, "fan_in_scaling": True})
+    scaled = ModelConfig(**{**big.__dict__, "init_scaling": "sqrt_fan_in"})
     assert saturation_at_init(build_model(scaled, seed=0), x)[0] < 0.01  # std(w.x) = 0.3
 
 

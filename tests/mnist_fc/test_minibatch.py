@@ -10,7 +10,9 @@ from mnist_fc.minibatch import fit
 from mnist_fc.optim import build_optimizer, lr_factor
 from mnist_fc.trainer import train
 
-SMALL = ModelConfig(n_units_l1=64, n_units_l2=32, activation="relu", init_mean=0, init_std=1.4, fan_in_scaling=True)
+SMALL = ModelConfig(
+    n_units_l1=64, n_units_l2=32, activation="relu", init_mean=0, init_std=1.4, init_scaling="sqrt_fan_in"
+)
 
 
 def _cfg(**train_kw) -> RunConfig:
