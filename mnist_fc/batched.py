@@ -8,22 +8,27 @@ get a GEMM wide enough to use the machine. Everything after the first layer stay
 own modules, optimiser, learning rate, BatchNorm, activation), so no padding or masking is needed
 and the trials' gradients never mix: the summed loss has disjoint parameter sets.
 
-What must match for trials to share a batch (see `batch_key`): the data (source, size,
-normalisation — the input tensor itself), epochs, eval-every, device, precision and determinism.
+What must match for trials to share a batch (see `batch_key`): the data (source, size; in bf16
+also the normalisation), epochs, eval-every, device, precision and determinism. In fp32, members
+with different input normalisations share one tensor of raw pixels: each folds its (x - s) / c into
+its first layer's weight and bias, equal to training alone within float rounding.
 Dropout draws from the global RNG in an order that depends on the batch, so such trials train alone,
 as do configs that need the minibatch loop (mnist_fc/minibatch.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Hashable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from mnist_fc.config import RunConfig, validate
+from mnist_fc.config import N_PIXELS, RunConfig, TrainConfig, validate
 from mnist_fc.data import Split
+from mnist_fc.device import resolve_device, resolve_precision
+from mnist_fc.normalize import fit_normalizer
 from mnist_fc.results import EvalCallback, TrainResult
 from mnist_fc.runstate import RunState
 from mnist_fc.runtime import DeviceData, autocast, enable_tf32, prepare, run_settings, sync
@@ -34,7 +39,18 @@ def batch_key(cfg: RunConfig) -> Hashable | None:
     if cfg.model.dropout > 0 or cfg.train.uses_minibatch_loop():
         return None
     t = cfg.train
-    return (cfg.data, t.epochs, t.eval_every, t.device, t.precision, t.deterministic, t.seed)
+    # In fp32 the input normalisation is folded into each member's first layer (see _folded_first_layer),
+    # so members with different normalisations share one input tensor; bf16 keeps it in the key, because
+    # the fold's cancellation (x W/c - (s/c) W) would cost bf16 digits that training alone keeps.
+    data = dataclasses.replace(cfg.data, normalization="*") if _resolves_to_fp32(t) else cfg.data
+    return (data, t.epochs, t.eval_every, t.device, t.precision, t.deterministic, t.seed)
+
+
+def _resolves_to_fp32(t: TrainConfig) -> bool:
+    try:
+        return resolve_precision(t.precision, resolve_device(t.device)) == "fp32"
+    except ValueError:  # e.g. cuda asked for but absent: train_batched reports it; keep the strict key here
+        return False
 
 
 def group_by_key(cfgs: Sequence[RunConfig]) -> list[list[int]]:
@@ -70,35 +86,51 @@ def train_batched(
     callbacks: list[EvalCallback | None] = list(on_eval) if on_eval is not None else [None] * len(cfgs)
     if len(callbacks) != len(cfgs):
         raise ValueError("on_eval needs one callback (or None) per config")
-    p = prepare(cfgs[0], split)
     for cfg in cfgs[1:]:
-        validate(cfg)  # the members' own model and training values (the shared ones are checked by prepare)
+        validate(cfg)  # the members' own values (the first one's are checked by prepare)
+    fold = len({c.data.normalization for c in cfgs}) > 1
+    if fold:  # one tensor of raw pixels for all; each member normalises inside its first layer
+        raw = dataclasses.replace(cfgs[0].data, normalization="raw")
+        p = prepare(dataclasses.replace(cfgs[0], data=raw), split)
+    else:
+        p = prepare(cfgs[0], split)
     torch.manual_seed(cfgs[0].train.seed)
     with run_settings(deterministic=cfgs[0].train.deterministic):
-        return _fit_batched(cfgs, callbacks, p.data, p.device, p.precision)
+        runs = [RunState(cfg, p.device, cb) for cfg, cb in zip(cfgs, callbacks, strict=True)]
+        if fold:
+            for run in runs:
+                nz = fit_normalizer(run.cfg.data.normalization, p.split.x_train)
+                shift = torch.as_tensor(nz.shift, device=p.device).expand(N_PIXELS)
+                scale = torch.as_tensor(nz.scale, device=p.device).expand(N_PIXELS)
+                run.input_affine = (shift, scale)
+        return _fit_batched(runs, p.data, p.device, p.precision)
 
 
-def _fit_batched(
-    cfgs: Sequence[RunConfig],
-    callbacks: list[EvalCallback | None],
-    data: DeviceData,
-    device: torch.device,
-    precision: str,
-) -> list[TrainResult]:
+def _folded_first_layer(run: RunState, lin: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first layer's (weight, bias) acting on raw inputs: with x' = (x - s) / c,
+    x' W^T + b = x (W / c)^T + (b - W (s / c)); gradients flow back to W and b through autograd."""
+    if run.input_affine is None:
+        return lin.weight, lin.bias
+    shift, scale = run.input_affine
+    weight = lin.weight / scale
+    return weight, lin.bias - weight @ shift
+
+
+def _fit_batched(runs: list[RunState], data: DeviceData, device: torch.device, precision: str) -> list[TrainResult]:
     enable_tf32(device)
-    runs = [RunState(cfg, device, cb) for cfg, cb in zip(cfgs, callbacks, strict=True)]
     firsts = [run.model.linears()[0] for run in runs]
     rests = [run.model.net[1:] for run in runs]  # everything after the first Linear, per trial
     x, y = data.x_train, data.y_train
     seconds = [0.0] * len(runs)
     sync(device)
     start = time.perf_counter()
-    for epoch in range(1, cfgs[0].train.epochs + 1):
+    for epoch in range(1, runs[0].cfg.train.epochs + 1):
         active = [i for i, run in enumerate(runs) if not run.done]
         if not active:
             break
-        weight = torch.cat([firsts[i].weight for i in active])
-        bias = torch.cat([firsts[i].bias for i in active])
+        folded = [_folded_first_layer(runs[i], firsts[i]) for i in active]
+        weight = torch.cat([w for w, _ in folded])
+        bias = torch.cat([b for _, b in folded])
         with autocast(device, precision):
             hidden = F.linear(x, weight, bias).split([firsts[i].out_features for i in active], dim=1)
             logits = [rests[i](h) for i, h in zip(active, hidden, strict=True)]

@@ -48,6 +48,9 @@ class RunState:
         self.val_loss = self.val_acc = float("nan")
         self.plateau_exit: int | None = None  # first epoch whose loss is clearly below the plateau
         self.scanned = 0  # epochs already searched for the plateau exit
+        # (shift, scale) when the loop feeds raw pixels and the model must see (x - shift) / scale
+        # (batched training with the normalisation folded into the first layer); None = inputs normalised.
+        self.input_affine: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def done(self) -> bool:
@@ -94,7 +97,7 @@ class RunState:
         if not math.isfinite(float(self.losses[epoch - 1])):  # the one host sync per K epochs
             self.diverged = True
             return
-        self.val_loss, self.val_acc = evaluate(self.model, data.x_val, data.y_val, precision=precision)
+        self.val_loss, self.val_acc = self._evaluate(data.x_val, data.y_val, precision)
         self.curves.eval_epochs.append(epoch)
         self.curves.val_loss.append(self.val_loss)
         self.curves.val_accuracy.append(self.val_acc)
@@ -120,6 +123,12 @@ class RunState:
             self.plateau_exit = self.scanned + int(below[0, 0]) + 1
         self.scanned = epoch
 
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, precision: str) -> tuple[float, float]:
+        if self.input_affine is None:
+            return evaluate(self.model, x, y, precision=precision)
+        shift, scale = self.input_affine
+        return evaluate(self.model, x, y, precision=precision, transform=lambda xb: (xb - shift) / scale)
+
     def result(self, data: DeviceData, device: torch.device, precision: str, seconds: float) -> TrainResult:
         curves = self.curves
         run = self.epochs_run
@@ -131,8 +140,8 @@ class RunState:
             train_acc = curves.train_accuracy[-1] if curves.train_accuracy else float("nan")
         else:
             # Final metrics of the trained weights (the curves hold pre-step values of each epoch).
-            train_loss, train_acc = evaluate(self.model, data.x_train, data.y_train, precision=precision)
-            _, test_acc = evaluate(self.model, data.x_test, data.y_test, precision=precision)
+            train_loss, train_acc = self._evaluate(data.x_train, data.y_train, precision)
+            _, test_acc = self._evaluate(data.x_test, data.y_test, precision)
         return TrainResult(
             config=self.cfg.to_dict(),
             train_loss=train_loss,

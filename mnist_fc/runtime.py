@@ -7,7 +7,7 @@ Loops (`fullbatch`, `minibatch`, `batched`) import from here; nothing here impor
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,16 +89,24 @@ def prepare(cfg: RunConfig, split: Split | None) -> Prepared:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, precision: str, chunk: int = EVAL_CHUNK
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    precision: str,
+    chunk: int = EVAL_CHUNK,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) in eval mode, in chunks to bound memory."""
+    """(mean cross-entropy, accuracy) in eval mode, in chunks to bound memory; `transform` maps each
+    chunk of inputs first (raw pixels -> normalised ones, for batched runs with a folded normalisation)."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
     with autocast(x.device, precision):
         for i in range(0, len(x), chunk):
-            logits = model(x[i : i + chunk]).float()
+            xb = x[i : i + chunk]
+            logits = model(xb if transform is None else transform(xb)).float()
             loss_sum += F.cross_entropy(logits, y[i : i + chunk], reduction="sum").double()
             correct += (logits.argmax(1) == y[i : i + chunk]).sum()
     model.train(was_training)

@@ -15,10 +15,11 @@ from mnist_fc.data import Split
 from mnist_fc.fullbatch import fit_fullbatch
 from mnist_fc.minibatch import fit_minibatch
 from mnist_fc.results import Curves, EvalCallback, Fitted, LogFn, TrainResult
+from mnist_fc.runstate import RunState
 
-# Curves, TrainResult and EvalCallback live in mnist_fc.results; they stay importable from here for
-# the study layer and scripts written against the one-module trainer.
-__all__ = ["Curves", "EvalCallback", "Fitted", "TrainResult", "fit", "train"]
+# Curves, TrainResult, EvalCallback (mnist_fc.results) and RunState (mnist_fc.runstate) stay importable
+# from here for the study layer and bench/speed.py, written against the one-module trainer.
+__all__ = ["Curves", "EvalCallback", "Fitted", "RunState", "TrainResult", "fit", "train"]
 
 
 def fit(

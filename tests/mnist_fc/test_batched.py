@@ -58,7 +58,7 @@ def test_member_leaves_batch_on_divergence_or_stop(small_split):
 
 
 def test_grouping_rules():
-    other_data = dataclasses.replace(MEMBERS[0], data=dataclasses.replace(BASE.data, normalization="unit"))
+    other_data = dataclasses.replace(MEMBERS[0], data=dataclasses.replace(BASE.data, train_size=1000))
     dropout = dataclasses.replace(MEMBERS[0], model=ModelConfig(dropout=0.2))
     assert batch_key(dropout) is None  # dropout's RNG stream depends on the batch: trains alone
     minibatch = dataclasses.replace(MEMBERS[0], train=dataclasses.replace(BASE.train, batch_size=128))
@@ -77,3 +77,24 @@ def test_stop_margin_is_per_member(small_split):
     assert batched[1].stop_reason == alone.stop_reason == "plateau_margin" and batched[1].epochs == alone.epochs < 20
     assert batched[1].curves.train_loss == pytest.approx(alone.curves.train_loss, rel=1e-4, abs=1e-5)
     assert batched[0].epochs == 20 and batched[0].stop_reason == "epochs"
+
+
+def test_members_with_different_normalisations_share_one_input(small_split):
+    """fp32: each member folds its (x - s) / c into its first layer; results equal training alone."""
+    norms = ["article", "per_pixel", "global", "unit"]
+    cfgs = [
+        dataclasses.replace(m, data=dataclasses.replace(BASE.data, normalization=n))
+        for m, n in zip([*MEMBERS, MEMBERS[0]], norms, strict=True)
+    ]
+    assert len(group_by_key(cfgs)) == 1  # one batch despite four normalisations
+    bf16 = [dataclasses.replace(c, train=dataclasses.replace(c.train, precision="bf16")) for c in cfgs[:2]]
+    assert len(group_by_key(bf16)) == 2  # bf16 keeps the normalisation in the key
+    batched = train_batched(cfgs, split=small_split)
+    for cfg, b in zip(cfgs, batched, strict=True):
+        a = train(cfg, split=small_split)
+        assert b.curves.train_loss == pytest.approx(a.curves.train_loss, rel=1e-4, abs=1e-5)
+        assert b.curves.val_loss == pytest.approx(a.curves.val_loss, rel=1e-4, abs=1e-5)
+        assert b.val_accuracy == pytest.approx(a.val_accuracy, abs=1e-3)
+        assert b.test_accuracy == pytest.approx(a.test_accuracy, abs=1e-3)
+        assert b.config == a.config
+    assert len({tuple(r.curves.train_loss) for r in batched}) == len(cfgs)

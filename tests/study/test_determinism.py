@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
+import pytest
 
 from study.cli import main
 from study.curves import CurveStore
@@ -12,10 +14,12 @@ from study.sampler import trial_seed
 from tests.study.workers import TINY
 
 
-def _study(tmp_path: Path, name: str, seed: int) -> tuple[list[optuna.trial.FrozenTrial], dict]:
+def _study(
+    tmp_path: Path, name: str, seed: int, *extra: str, epochs: str = "20"
+) -> tuple[list[optuna.trial.FrozenTrial], dict]:
     url = f"sqlite:///{tmp_path / name}.db"
     argv = ["run", "--storage", url, "--study-name", "d", "--trials", "3", "--seed", str(seed), *TINY]
-    assert main([*argv, "--epochs", "20", "--eval-every", "10"]) == 0
+    assert main([*argv, "--epochs", epochs, "--eval-every", "10", *extra]) == 0
     storage = optuna.storages.RDBStorage(url)
     ts = optuna.load_study(study_name="d", storage=storage).get_trials()
     return ts, CurveStore(storage).load("d")
@@ -38,3 +42,30 @@ def test_same_seed_same_params_and_metrics_on_cpu(tmp_path: Path) -> None:
 def test_trial_seeds_differ_by_trial_and_by_seed() -> None:
     seeds = {trial_seed(s, n) for s in range(5) for n in range(200)}
     assert len(seeds) == 1000
+
+
+def test_batched_study_repeats_bit_for_bit(tmp_path: Path) -> None:
+    """Three trials trained as one batched model (--batch-trials): the same seed gives the same study."""
+    a, curves_a = _study(tmp_path, "a", 5, "--batch-trials", "3")
+    b, curves_b = _study(tmp_path, "b", 5, "--batch-trials", "3")
+    assert _fingerprint(a) == _fingerprint(b)
+    assert {n: c.to_dict() for n, c in curves_a.items()} == {n: c.to_dict() for n, c in curves_b.items()}
+
+
+def test_minibatch_study_repeats_bit_for_bit(tmp_path: Path) -> None:
+    """The accuracy space trains through the minibatch loop (shuffling, augmentation, dropout, schedules)."""
+    a, curves_a = _study(tmp_path, "a", 3, "--space", "accuracy", "--sampler", "random", epochs="2")
+    b, curves_b = _study(tmp_path, "b", 3, "--space", "accuracy", "--sampler", "random", epochs="2")
+    assert _fingerprint(a) == _fingerprint(b)
+    assert {n: c.to_dict() for n, c in curves_a.items()} == {n: c.to_dict() for n, c in curves_b.items()}
+
+
+def test_article_preset_repeats_bit_for_bit(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "--preset", "article", "--epochs", "30", "--eval-every", "10", "--train-size", "500"]
+    runs = []
+    for _ in range(2):
+        assert main([*argv, "--device", "cpu", "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        summary.pop("seconds")
+        runs.append(summary)
+    assert runs[0] == runs[1] and runs[0]["epochs"] == 30
