@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from mnist_fc.config import N_PIXELS, RunConfig, TrainConfig, validate
 from mnist_fc.data import Split
 from mnist_fc.device import resolve_device, resolve_precision
-from mnist_fc.normalize import fit_normalizer
+from mnist_fc.normalize import normalizer_for
 from mnist_fc.results import EvalCallback, TrainResult
 from mnist_fc.runstate import RunState
 from mnist_fc.runtime import DeviceData, autocast, enable_tf32, prepare, run_settings, sync
@@ -42,8 +42,17 @@ def batch_key(cfg: RunConfig) -> Hashable | None:
     # In fp32 the input normalisation is folded into each member's first layer (see _folded_first_layer),
     # so members with different normalisations share one input tensor; bf16 keeps it in the key, because
     # the fold's cancellation (x W/c - (s/c) W) would cost bf16 digits that training alone keeps.
-    data = dataclasses.replace(cfg.data, normalization="*") if _resolves_to_fp32(t) else cfg.data
+    data = dataclasses.replace(cfg.data, **_INPUT_AFFINE_ANY) if _resolves_to_fp32(t) else cfg.data
     return (data, t.epochs, t.eval_every, t.device, t.precision, t.deterministic, t.seed)
+
+
+# The DataConfig fields that only change the input's affine transform (foldable into the first layer).
+_INPUT_AFFINE_ANY = {"normalization": "*", "input_shift": 0.0, "input_scale": 1.0}
+_INPUT_AFFINE_NONE = {"normalization": "raw", "input_shift": 0.0, "input_scale": 1.0}
+
+
+def _input_affine(cfg: RunConfig) -> tuple[str, float, float]:
+    return (cfg.data.normalization, cfg.data.input_shift, cfg.data.input_scale)
 
 
 def _resolves_to_fp32(t: TrainConfig) -> bool:
@@ -88,9 +97,9 @@ def train_batched(
         raise ValueError("on_eval needs one callback (or None) per config")
     for cfg in cfgs[1:]:
         validate(cfg)  # the members' own values (the first one's are checked by prepare)
-    fold = len({c.data.normalization for c in cfgs}) > 1
+    fold = len({_input_affine(c) for c in cfgs}) > 1
     if fold:  # one tensor of raw pixels for all; each member normalises inside its first layer
-        raw = dataclasses.replace(cfgs[0].data, normalization="raw")
+        raw = dataclasses.replace(cfgs[0].data, **_INPUT_AFFINE_NONE)
         p = prepare(dataclasses.replace(cfgs[0], data=raw), split)
     else:
         p = prepare(cfgs[0], split)
@@ -99,7 +108,7 @@ def train_batched(
         runs = [RunState(cfg, p.device, cb) for cfg, cb in zip(cfgs, callbacks, strict=True)]
         if fold:
             for run in runs:
-                nz = fit_normalizer(run.cfg.data.normalization, p.split.x_train)
+                nz = normalizer_for(run.cfg.data, p.split.x_train)
                 shift = torch.as_tensor(nz.shift, device=p.device).expand(N_PIXELS)
                 scale = torch.as_tensor(nz.scale, device=p.device).expand(N_PIXELS)
                 run.input_affine = (shift, scale)
