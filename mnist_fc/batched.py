@@ -25,7 +25,7 @@ from collections.abc import Hashable, Sequence
 import torch
 import torch.nn.functional as F
 
-from mnist_fc.config import N_PIXELS, RunConfig, TrainConfig, validate
+from mnist_fc.config import N_PIXELS, DataConfig, RunConfig, TrainConfig, validate
 from mnist_fc.data import Split
 from mnist_fc.device import resolve_device, resolve_precision
 from mnist_fc.normalize import normalizer_for
@@ -42,13 +42,14 @@ def batch_key(cfg: RunConfig) -> Hashable | None:
     # In fp32 the input normalisation is folded into each member's first layer (see _folded_first_layer),
     # so members with different normalisations share one input tensor; bf16 keeps it in the key, because
     # the fold's cancellation (x W/c - (s/c) W) would cost bf16 digits that training alone keeps.
-    data = dataclasses.replace(cfg.data, **_INPUT_AFFINE_ANY) if _resolves_to_fp32(t) else cfg.data
+    data = _with_input_affine(cfg.data, "*") if _resolves_to_fp32(t) else cfg.data
     return (data, t.epochs, t.eval_every, t.device, t.precision, t.deterministic, t.seed)
 
 
-# The DataConfig fields that only change the input's affine transform (foldable into the first layer).
-_INPUT_AFFINE_ANY = {"normalization": "*", "input_shift": 0.0, "input_scale": 1.0}
-_INPUT_AFFINE_NONE = {"normalization": "raw", "input_shift": 0.0, "input_scale": 1.0}
+def _with_input_affine(data: DataConfig, normalization: str) -> DataConfig:
+    """`data` with the fields that only change the input's affine transform (foldable into the first
+    layer) replaced: `normalization` and the identity shift/scale."""
+    return dataclasses.replace(data, normalization=normalization, input_shift=0.0, input_scale=1.0)
 
 
 def _input_affine(cfg: RunConfig) -> tuple[str, float, float]:
@@ -99,7 +100,7 @@ def train_batched(
         validate(cfg)  # the members' own values (the first one's are checked by prepare)
     fold = len({_input_affine(c) for c in cfgs}) > 1
     if fold:  # one tensor of raw pixels for all; each member normalises inside its first layer
-        raw = dataclasses.replace(cfgs[0].data, **_INPUT_AFFINE_NONE)
+        raw = _with_input_affine(cfgs[0].data, "raw")
         p = prepare(dataclasses.replace(cfgs[0], data=raw), split)
     else:
         p = prepare(cfgs[0], split)

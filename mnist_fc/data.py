@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -183,8 +184,8 @@ def _sniff(path: Path) -> str:
     return "plain"
 
 
-def _open_text_bytes(path: Path, kind: str):  # a binary file object
-    return gzip.open(path, "rb") if kind == "gzip" else path.open("rb")
+def _open_text_bytes(path: Path, kind: str) -> BinaryIO:
+    return gzip.open(path, "rb") if kind == "gzip" else path.open("rb")  # type: ignore[return-value]  # GzipFile is a BinaryIO at run time
 
 
 def _first_row(path: Path, kind: str = "plain") -> list[str] | None:

@@ -215,7 +215,7 @@ def torch_logits(model: PixelNet, pixels: np.ndarray, *, chunk: int = 16384) -> 
     return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)]).numpy()
 
 
-def _onnx_session(path: Path):  # an onnxruntime.InferenceSession
+def _onnx_session(path: Path) -> Any:  # an onnxruntime.InferenceSession (untyped package)
     import onnxruntime as ort
 
     if not path.is_file():
