@@ -1,5 +1,17 @@
-"""Errors a user can fix: the CLI prints them as one line, never as a traceback."""
+"""Errors a user can fix: the CLI prints them as one line (exit 2), never as a traceback.
+
+Anything else raised inside `mnist_fc` is a bug. Both subclasses are also ValueErrors, so
+code written against the older `except ValueError` keeps working.
+"""
 
 
-class DataError(ValueError):
-    """A data file is missing, corrupt, or not in the expected format."""
+class MnistFcError(Exception):
+    """Base of every user-fixable error raised by `mnist_fc`."""
+
+
+class DataError(MnistFcError, ValueError):
+    """A data or model file is missing, corrupt, or not in the expected format."""
+
+
+class ConfigError(MnistFcError, ValueError):
+    """A configuration value that cannot be trained (raised by `mnist_fc.config.validate`)."""

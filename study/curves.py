@@ -10,11 +10,13 @@ trial is ~4 KB), written once when the trial ends.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sqlalchemy as sa
 
-from mnist_fc.trainer import Curves
+if TYPE_CHECKING:  # imported in decode(): `mnist-study best` opens a storage without importing torch
+    from mnist_fc.trainer import Curves
 
 _META = sa.MetaData()
 CURVES = sa.Table(
@@ -37,6 +39,8 @@ def encode(curves: Curves) -> bytes:
 
 
 def decode(payload: bytes) -> Curves:
+    from mnist_fc.trainer import Curves
+
     with np.load(io.BytesIO(payload)) as z:
         return Curves(**{k: z[k].tolist() for k in z.files})
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study.analysis.report import build_report, write_report
-from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
-from study.storage import curve_store, load_study, open_storage
+from study.commands.args import add_study_args
 
 EXAMPLE = """example:
   mnist-study report --study-name reference --storage sqlite:///studies.db --out /tmp/report
@@ -23,13 +21,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--study-name", default=DEFAULT_STUDY_NAME)
-    p.add_argument("--storage", default=DEFAULT_STORAGE)
+    add_study_args(p)
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from study.analysis.report import build_report, write_report
+    from study.storage import curve_store, load_study, open_storage
+
     storage = open_storage(args.storage, create=False)
     study = load_study(storage, args.study_name)
     report = build_report(study, curve_store(storage).load(args.study_name))
