@@ -26,7 +26,9 @@ from study.errors import UserError
 
 def _bound(kind: type, value: float) -> str:
     """A bound as the user would type it: 4294967295, not 4.29497e+09."""
-    return str(int(value)) if kind is int else f"{value:g}"
+    if kind is int or (float(value).is_integer() and abs(value) < 1e16):
+        return str(int(value))
+    return f"{value:g}"
 
 
 def _number(

@@ -19,7 +19,7 @@ def counts(trials: Iterable[FrozenTrial]) -> str:
     ts = list(trials)
     n = {s: sum(t.state == s for t in ts) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     return (
-        f"{len(ts)} trials ({n[TrialState.COMPLETE]} complete, {n[TrialState.PRUNED]} pruned, "
+        f"{len(ts)} trial{'' if len(ts) == 1 else 's'} ({n[TrialState.COMPLETE]} complete, {n[TrialState.PRUNED]} pruned, "
         f"{n[TrialState.FAIL]} failed)"
     )
 
