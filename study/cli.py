@@ -86,10 +86,17 @@ def one_line(e: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _main(argv)
+        code = _main(argv)
     except KeyboardInterrupt:  # Ctrl-C while parsing or importing: no traceback either
         print("mnist-study: interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    if code == 130 and argv is None:  # the program itself, not a test calling main([...])
+        # A Ctrl-C that lands inside C code running Python (PyRun_String, e.g. during torch's import) marks
+        # the interpreter as killed by SIGINT even though it was handled: it would exit by SIGINT (-2), not 130.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _main(argv: list[str] | None) -> int:

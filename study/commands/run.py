@@ -93,7 +93,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="tpe (default) searches for the best net; random samples the space evenly, which is what an "
         "unbiased analysis of the factors (mnist-study report) wants",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or per-trial lines")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar on a terminal: one plain line per finished trial instead (as in a log)",
+    )
     p.add_argument(
         "--heartbeat",
         type=seconds_int,

@@ -73,7 +73,7 @@ class StudyPlan:
     pruner: str = DEFAULT_PRUNER
     heartbeat: int = HEARTBEAT_SECONDS
     grace: int | None = None
-    progress: bool = True
+    progress: bool = True  # a progress bar on a terminal; otherwise (and in logs) one line per finished trial
     verbose: bool = False
 
     @property
@@ -214,11 +214,17 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
         curves=curve_store(storage),
         pruning=plan.pruner != "none",
     )
+    started: set[int] = set()  # trial numbers this process ran, whether or not they got their "worker" attr
+
+    def objective_here(trial: optuna.Trial) -> float:
+        started.add(trial.number)
+        return objective(trial)
+
     try:
         if plan.until_complete:
             optimize_until_complete(
                 study,
-                objective,
+                objective_here,
                 target=plan.until_complete,
                 timeout=plan.timeout,
                 poll_s=UNTIL_COMPLETE_POLL_S,
@@ -234,11 +240,13 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
                 callbacks=[log],
             )
         else:
-            study.optimize(objective, n_trials=n_trials, timeout=plan.timeout, callbacks=[log], show_progress_bar=False)
+            study.optimize(
+                objective_here, n_trials=n_trials, timeout=plan.timeout, callbacks=[log], show_progress_bar=False
+            )
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the re-queue short
         log.close()
-        again = requeue_interrupted(study, worker=worker_id(), since=since)
+        again = requeue_interrupted(study, worker=worker_id(), since=since, numbers=started)
         if again:
             echo(f"{log.prefix}interrupted: trial {', '.join(map(str, again))} re-queued with the same params")
         raise
@@ -267,7 +275,7 @@ def _worker(plan: StudyPlan, n_trials: int, index: int) -> None:
         torch.set_num_threads(threads_per_job(plan.jobs))
         configure_logging(verbose=plan.verbose)
         split = load_split(plan.base.data, seed=plan.base.train.seed)
-        log = TrialLog(total=None, enabled=plan.progress, prefix=f"[{label}] ", bar=False)
+        log = TrialLog(total=None, bar=False, prefix=f"[{label}] ")  # N bars would overwrite each other
         _optimize(plan, split, n_trials=n_trials, seed=plan.base.train.seed + index, log=log, echo=print)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -352,7 +360,7 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
         ran = counts(t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") in workers)
     else:
         total = max(0, plan.until_complete - complete) if plan.until_complete else plan.n_trials
-        log = TrialLog(total=total, enabled=plan.progress)
+        log = TrialLog(total=total, bar=plan.progress)
         _optimize(plan, split, n_trials=plan.n_trials, seed=plan.base.train.seed, log=log, echo=echo)
         ran = counts(log.ran)
         echo(f"this worker ran {ran}; the study holds {_complete(study)} complete")

@@ -18,10 +18,8 @@ def counts(trials: Iterable[FrozenTrial]) -> str:
     """'5 trials (3 complete, 1 pruned, 1 failed)'."""
     ts = list(trials)
     n = {s: sum(t.state == s for t in ts) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
-    return (
-        f"{len(ts)} trial{'' if len(ts) == 1 else 's'} ({n[TrialState.COMPLETE]} complete, {n[TrialState.PRUNED]} pruned, "
-        f"{n[TrialState.FAIL]} failed)"
-    )
+    trials = "1 trial" if len(ts) == 1 else f"{len(ts)} trials"
+    return f"{trials} ({n[TrialState.COMPLETE]} complete, {n[TrialState.PRUNED]} pruned, {n[TrialState.FAIL]} failed)"
 
 
 def trial_line(trial: FrozenTrial) -> str:
@@ -34,24 +32,22 @@ def trial_line(trial: FrozenTrial) -> str:
 
 
 class TrialLog:
-    """Optuna callback: a tqdm bar on a terminal (stderr), else one plain line per finished trial (stdout).
+    """Optuna callback: a tqdm bar on a terminal (stderr) when `bar`, else one plain line per finished trial.
 
     Keeps the trials it saw, for the worker's closing summary.
     """
 
-    def __init__(self, *, total: int | None, enabled: bool = True, prefix: str = "", bar: bool | None = None) -> None:
+    def __init__(self, *, total: int | None, bar: bool = True, prefix: str = "") -> None:
         self.ran: list[FrozenTrial] = []
-        self.enabled, self.prefix = enabled, prefix
+        self.prefix = prefix
         self._bar: Any = None
-        if enabled and (sys.stderr.isatty() if bar is None else bar):
+        if bar and sys.stderr.isatty():
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=total, unit="trial", file=sys.stderr, dynamic_ncols=True)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.ran.append(trial)
-        if not self.enabled:
-            return
         if self._bar is not None:
             self._bar.update(1)
             best = max((t.value for t in self.ran if t.value is not None), default=None)

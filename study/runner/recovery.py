@@ -11,6 +11,7 @@ import datetime
 import os
 import socket
 import warnings
+from collections.abc import Collection
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -76,19 +77,22 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     return done
 
 
-def requeue_interrupted(study: optuna.Study, *, worker: str | None = None, since: datetime.datetime) -> list[int]:
+def requeue_interrupted(
+    study: optuna.Study, *, worker: str | None = None, since: datetime.datetime, numbers: Collection[int] = ()
+) -> list[int]:
     """Re-queue (WAITING, same params) the trials this process was running when Ctrl-C stopped it.
 
     Optuna marks an interrupted trial FAILED but, unlike a crashed worker's stale trial, does
     not retry it; this does, so a resumed study loses nothing a user stopped by hand. A trial
-    the interrupt left RUNNING (Ctrl-C inside a storage write) is failed first.
+    the interrupt left RUNNING (Ctrl-C inside a storage write) is failed first. `numbers`: trials this
+    process started, also those interrupted before they could store their "worker" attribute.
     """
     worker = worker or worker_id()
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     again = []
     for t in trials:
-        if t.user_attrs.get("worker") != worker or t.number in retried:
+        if (t.user_attrs.get("worker") != worker and t.number not in numbers) or t.number in retried:
             continue
         if t.state == TrialState.RUNNING:
             failed = _fail(study, t)
