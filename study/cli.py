@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from study import interrupt
+
+    interrupt.install()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # bare `mnist-study`: the command list, as git does
@@ -111,7 +114,9 @@ def _main(argv: list[str] | None) -> int:
 
     configure_logging(verbose=verbose)
     try:
-        return args.func(args)
+        code = args.func(args)
+        interrupt.check()  # a Ctrl-C swallowed on the way still stops with 130
+        return code
     except USER_ERRORS as e:
         print(f"mnist-study {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2

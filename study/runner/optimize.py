@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 from mnist_fc.config import DataConfig, RunConfig, TrainConfig, validate
 from mnist_fc.data import Split, load_split
 from mnist_fc.errors import ConfigError
+from study import interrupt
 from study.defaults import (
     DEFAULT_BATCH_TRIALS,
     DEFAULT_JOBS,
@@ -268,6 +269,7 @@ def _worker(plan: StudyPlan, n_trials: int, index: int) -> None:
     here on Ctrl-C stops it the way it stops a single-process run: trial re-queued, exit 130.
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupt.install()
     label = f"worker {index + 1}"
     try:
         import torch
@@ -364,6 +366,7 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
         _optimize(plan, split, n_trials=plan.n_trials, seed=plan.base.train.seed, log=log, echo=echo)
         ran = counts(log.ran)
         echo(f"this worker ran {ran}; the study holds {_complete(study)} complete")
+    interrupt.check()
     fail_dead_local_trials(study)  # a worker that died meanwhile leaves nothing RUNNING behind this command
     echo(best_summary(study))
     return RunSummary(study_name=study.study_name, complete=_complete(study), ran=ran, requeued_dead=dead)

@@ -13,6 +13,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from study import interrupt
+
 
 def counts(trials: Iterable[FrozenTrial]) -> str:
     """'5 trials (3 complete, 1 pruned, 1 failed)'."""
@@ -48,6 +50,7 @@ class TrialLog:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.ran.append(trial)
+        interrupt.check()  # stop at a trial boundary if a Ctrl-C was swallowed during the trial
         if self._bar is not None:
             self._bar.update(1)
             best = max((t.value for t in self.ran if t.value is not None), default=None)

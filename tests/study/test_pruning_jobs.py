@@ -7,6 +7,7 @@ import time
 import optuna
 import pytest
 
+from study.errors import UserError
 from study.pruners import make_pruner
 from study.storage import open_storage
 from tests.study.workers import Worker, trials
@@ -44,7 +45,7 @@ def test_median_pruner_spares_slow_starts_until_warmup(tmp_path):
     assert not any(verdicts[s] for s in (10, 20, 30, 40))
     assert verdicts[50] or verdicts[60]
     assert isinstance(make_pruner("none", epochs=100, report_every=10), optuna.pruners.NopPruner)
-    with pytest.raises(ValueError, match="unknown pruner"):
+    with pytest.raises(UserError, match="unknown pruner"):
         make_pruner("asha", epochs=100, report_every=10)
 
 
