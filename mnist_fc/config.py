@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from mnist_fc.errors import ConfigError
+
 N_PIXELS = 784  # 28 x 28 MNIST images, flattened: the first layer's fan-in
 N_CLASSES = 10  # digits 0-9: the last layer's width
 ARTICLE_EPOCHS = 50_000  # the article's full-batch run (on a GPU)
@@ -201,4 +203,4 @@ def validate(cfg: RunConfig) -> None:
     ]
     for ok, msg in checks:
         if not ok:
-            raise ValueError(msg)
+            raise ConfigError(msg)

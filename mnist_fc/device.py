@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import torch
 
+from mnist_fc.errors import ConfigError
+
 
 def resolve_device(name: str) -> torch.device:
     """ "auto" -> cuda when available, else cpu; "cuda" without a GPU is a user error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available (use --device cpu or auto)")
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is available (use --device cpu or auto)")
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r} (choose from auto, cpu, cuda)")
+        raise ConfigError(f"unknown device {name!r} (choose from auto, cpu, cuda)")
     return torch.device(name)
 
 
@@ -25,7 +27,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
     """
     if name != "auto":
         if name not in ("fp32", "bf16"):
-            raise ValueError(f"unknown precision {name!r} (choose from auto, fp32, bf16)")
+            raise ConfigError(f"unknown precision {name!r} (choose from auto, fp32, bf16)")
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"

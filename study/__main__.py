@@ -1,5 +1,8 @@
 import sys
 
-from study.cli import main
+try:
+    from study.cli import main
+except KeyboardInterrupt:  # Ctrl-C in the first instant: no traceback (main handles it from here on)
+    sys.exit(130)
 
 sys.exit(main())

@@ -1,24 +1,28 @@
-"""`mnist-study`: a thin command line over `mnist_fc` (training) and `study` (Optuna).
+"""`mnist-study`: a thin command line over `mnist_fc` (training) and `study.runner` (Optuna).
 
-Every user error becomes one line on stderr and a non-zero exit; set MNIST_STUDY_DEBUG=1
-to see the traceback of an unexpected error.
+A user mistake (study.errors.USER_ERRORS) is one line on stderr and exit 2; anything else is a
+bug: one line saying so and exit 1, with the traceback under -v. Command modules import torch,
+optuna and pandas inside their `run` only, so that `--help` and the command list are instant.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import re
 import sys
+import traceback
 
 from study.commands import best, dashboard, design, evaluate, export, final, report, run, train
-from study.errors import UserError
+from study.errors import USER_ERRORS
 
-COMMANDS = (run, train, best, final, evaluate, dashboard, report, export, design)
+# Every command module has `add_parser(sub)`, which sets `func`; a new command is one more entry here.
+COMMANDS = [run, train, best, final, evaluate, dashboard, report, export, design]
+DEBUG_ENV = "MNIST_STUDY_DEBUG"  # =1: tracebacks as with -v (for runs whose command line is fixed)
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not usage + error
+    def error(self, message: str) -> None:  # type: ignore[override]  # one line, not usage + error
         self.exit(2, f"{self.prog}: error: {message}\n")
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
@@ -32,48 +36,99 @@ class _Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("mnist-study")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+VERBOSE_HELP = "show tracebacks of unexpected errors and Optuna's per-trial log lines (before or after COMMAND)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mnist-study", description="Hyperparameter studies of fully connected MNIST classifiers.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show Optuna's per-trial log lines")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    parser = _Parser(
+        prog="mnist-study",
+        description="Hyperparameter studies of fully connected MNIST classifiers.",
+        epilog="Run 'mnist-study COMMAND --help' for a command's flags and examples. The storage defaults to "
+        "$OPTUNA_STORAGE when set, else sqlite:///studies.db.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
+    for command in sub.choices.values():  # -v after the command too; SUPPRESS keeps a -v given before it
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
-class _NoTraceback(logging.Filter):
-    """Optuna logs a failed trial's traceback (Ctrl-C included); the CLI's promise is one line, no traceback."""
+def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser, by name (the --help test loops over these)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.exc_info = None
-        record.exc_text = None
-        return True
+
+_NUMPY_SCALAR = re.compile(r"\bnp\.(?:float|int|uint|bool_?)\d*\(([^()]*)\)")
+
+
+def one_line(e: BaseException) -> str:
+    """The error's first line, with numpy's `np.float64(12.5)` shown as the user wrote it: 12.5."""
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    return _NUMPY_SCALAR.sub(r"\1", line)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    import optuna
-
-    optuna.logging.set_verbosity(logging.INFO if args.verbose else logging.WARNING)
-    if not (args.verbose or os.environ.get("MNIST_STUDY_DEBUG")):
-        for handler in logging.getLogger("optuna").handlers:
-            if not any(isinstance(f, _NoTraceback) for f in handler.filters):
-                handler.addFilter(_NoTraceback())
     try:
-        return args.func(args)
-    except (UserError, ValueError) as e:  # DataError is a ValueError
-        print(f"mnist-study {args.command}: error: {e}", file=sys.stderr)
+        code = _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while parsing or importing: no traceback either
+        print("mnist-study: interrupted", file=sys.stderr)
+        code = 130
+    if code == 130 and argv is None:  # the program itself, not a test calling main([...])
+        # A Ctrl-C that lands inside C code running Python (PyRun_String, e.g. during torch's import) marks
+        # the interpreter as killed by SIGINT even though it was handled: it would exit by SIGINT (-2), not 130.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
+    from study import interrupt
+
+    interrupt.install()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `mnist-study`: the command list, as git does
+        parser.print_help()
+        return 2
+    verbose = args.verbose or bool(os.environ.get(DEBUG_ENV))
+    args.verbose = verbose
+    from study.log import configure_logging
+
+    configure_logging(verbose=verbose)
+    try:
+        code = args.func(args)
+        interrupt.check()  # a Ctrl-C swallowed on the way still stops with 130
+        return code
+    except USER_ERRORS as e:
+        print(f"mnist-study {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mnist-study {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        if os.environ.get("MNIST_STUDY_DEBUG"):
-            raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if verbose:
+            traceback.print_exc()
         print(
-            f"mnist-study {args.command}: internal error: {type(e).__name__}: {msg} "
-            "(MNIST_STUDY_DEBUG=1 shows the traceback)",
+            f"mnist-study {args.command}: bug: {type(e).__name__}: {one_line(e)} "
+            "(this is a bug in mnist-study, not your input; run with -v for the traceback)",
             file=sys.stderr,
         )
         return 1

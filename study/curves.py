@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
 import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
-from mnist_fc.trainer import Curves
+if TYPE_CHECKING:  # imported in decode(): `mnist-study best` opens a storage without importing torch
+    from mnist_fc.trainer import Curves
 
 KEY = "mnist_study:curves"  # the chunk count; chunks are KEY:0, KEY:1, ...
 CHUNK_CHARS = 60_000  # < 64 KiB: fits MySQL's TEXT
@@ -46,6 +48,8 @@ def encode(curves: Curves) -> bytes:
 
 
 def decode(payload: bytes) -> Curves:
+    from mnist_fc.trainer import Curves
+
     with np.load(io.BytesIO(payload)) as z:
         return Curves(**{k: z[k].tolist() for k in z.files})
 

@@ -17,9 +17,8 @@ from mnist_fc.model import build_model
 from mnist_fc.normalize import normalizer_for
 from mnist_fc.trainer import EvalCallback, TrainResult, train
 from study.curves import CurveStore
+from study.defaults import N_REPORTS
 from study.spaces import Space
-
-N_REPORTS = 50  # Optuna intermediate values per trial: enough for pruners and the dashboard
 
 # User attributes every finished trial carries (the analysis and `best` rely on them).
 RESULT_ATTRS = (

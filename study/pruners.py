@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import optuna
 
-PRUNERS = ("none", "median", "hyperband")
-DEFAULT_PRUNER = "none"
+from study.defaults import DEFAULT_PRUNER, PRUNERS
+from study.errors import UserError
+
+__all__ = ["DEFAULT_PRUNER", "PRUNERS", "make_pruner"]
+
 MEDIAN_STARTUP_TRIALS = 5  # complete trials before the median means anything
 MEDIAN_WARMUP_FRACTION = 0.5  # no median pruning in the first half of the epochs: plateaus get time
 HYPERBAND_MIN_FRACTION = 0.1  # Hyperband's smallest budget: a tenth of the epochs
@@ -38,4 +41,4 @@ def make_pruner(name: str, *, epochs: int, report_every: int) -> optuna.pruners.
             max_resource=epochs,
             reduction_factor=HYPERBAND_REDUCTION,
         )
-    raise ValueError(f"unknown pruner {name!r} (choose from {', '.join(PRUNERS)})")
+    raise UserError(f"unknown pruner {name!r} (choose from {', '.join(PRUNERS)})")

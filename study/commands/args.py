@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Callable
 
 from mnist_fc.config import (
@@ -20,6 +21,15 @@ from mnist_fc.config import (
     RunConfig,
     TrainConfig,
 )
+from study.defaults import DEFAULT_STUDY_NAME, STORAGE_ENV, default_storage
+from study.errors import UserError
+
+
+def _bound(kind: type, value: float) -> str:
+    """A bound as the user would type it: 4294967295, not 4.29497e+09."""
+    if kind is int or (float(value).is_integer() and abs(value) < 1e16):
+        return str(int(value))
+    return f"{value:g}"
 
 
 def _number(
@@ -30,35 +40,74 @@ def _number(
             if not text.isascii():  # int("١٢") == 12 in Python: a digit from another script is a typo here
                 raise ValueError(text)
             value = kind(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
         if kind is float and value != value:  # NaN
             raise argparse.ArgumentTypeError("NaN is not allowed")
         if kind is float and abs(value) == float("inf"):
             raise argparse.ArgumentTypeError("infinity is not allowed")
         if minimum is not None and (value <= minimum if strict else value < minimum):
-            raise argparse.ArgumentTypeError(f"{text} must be {'>' if strict else '>='} {minimum:g}")
+            raise argparse.ArgumentTypeError(f"{text} must be {'>' if strict else '>='} {_bound(kind, minimum)}")
         if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"{text} must be <= {maximum:g}")
+            raise argparse.ArgumentTypeError(f"{text} must be <= {_bound(kind, maximum)}")
         return value
 
     return parse
 
 
-# Upper bounds keep absurd values from surfacing as out-of-memory errors deep inside torch.
+# Upper bounds keep absurd values from surfacing as overflows or out-of-memory errors deep inside torch.
 MAX_EPOCHS = 10_000_000  # the article ran 50,000
 MAX_UNITS = 1 << 16  # hidden layer width
 MAX_SEED = 2**32 - 1  # numpy's RandomState (Optuna's samplers) takes no more
+MAX_COUNT = 10_000_000  # trials, train size, ...
+MAX_SECONDS = 10**9  # timeouts, heartbeats (~30 years)
+MAX_REAL = 1e6  # lr, weight decay, init mean/std, momentum: beyond this only overflows are left
+MAX_PIXELS = 28.0  # augmentation shift / elastic sigma: the image is 28 pixels wide
+MAX_DEGREES = 180.0
 
-positive_int = _number(int, minimum=1)
-nonneg_int = _number(int, minimum=0)
-positive_float = _number(float, minimum=0, strict=True)
-nonneg_float = _number(float, minimum=0)
-any_float = _number(float)
+positive_int = _number(int, minimum=1, maximum=MAX_COUNT)
+nonneg_int = _number(int, minimum=0, maximum=MAX_COUNT)
+positive_float = _number(float, minimum=0, strict=True, maximum=MAX_REAL)
+nonneg_float = _number(float, minimum=0, maximum=MAX_REAL)
+any_float = _number(float, minimum=-MAX_REAL, maximum=MAX_REAL)
 epochs_int = _number(int, minimum=1, maximum=MAX_EPOCHS)
 units_int = _number(int, minimum=1, maximum=MAX_UNITS)
 seed_int = _number(int, minimum=0, maximum=MAX_SEED)
 port_int = _number(int, minimum=1, maximum=65535)
+seconds_int = _number(int, minimum=1, maximum=MAX_SECONDS)
+seconds_float = _number(float, minimum=0, strict=True, maximum=MAX_SECONDS)
+epochs_float = _number(float, minimum=0, maximum=MAX_EPOCHS)
+pixels_float = _number(float, minimum=0, maximum=MAX_PIXELS)
+positive_pixels_float = _number(float, minimum=0, strict=True, maximum=MAX_PIXELS)
+degrees_float = _number(float, minimum=0, maximum=MAX_DEGREES)
+fraction_float = _number(float, minimum=0, maximum=1)
+
+
+def add_study_args(p: argparse.ArgumentParser, *, name: bool = True) -> None:
+    """--study-name and --storage, the same in every command; $OPTUNA_STORAGE is the storage default."""
+    if name:
+        p.add_argument(
+            "--study-name", default=DEFAULT_STUDY_NAME, help=f"study in the storage (default {DEFAULT_STUDY_NAME!r})"
+        )
+    storage = default_storage()
+    source = f"${STORAGE_ENV}" if os.environ.get(STORAGE_ENV) else f"${STORAGE_ENV} if set, else"
+    shown = redact_url(storage) if os.environ.get(STORAGE_ENV) else storage
+    p.add_argument(
+        "--storage",
+        default=storage,
+        metavar="URL",
+        help=f"any Optuna storage URL, e.g. sqlite:///file.db or postgresql+psycopg://user@host/db "
+        f"(default: {source} {shown})",
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (sqlalchemy-free: --help must stay fast)."""
+    head, sep, tail = url.partition("://")
+    creds, at, host = tail.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{head}{sep}{creds.split(':', 1)[0]}:***@{host}"
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -72,7 +121,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_train_args(p: argparse.ArgumentParser, *, epochs_help: str) -> None:
+def add_train_args(p: argparse.ArgumentParser, *, epochs_help: str, seed_help: str) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=epochs_int, help=epochs_help)
     g.add_argument(
@@ -81,7 +130,7 @@ def add_train_args(p: argparse.ArgumentParser, *, epochs_help: str) -> None:
         default=TrainConfig.eval_every,
         help=f"validation metrics every K epochs (default {TrainConfig.eval_every})",
     )
-    g.add_argument("--seed", type=seed_int, default=0, help="seed for data subsample, init and sampler")
+    g.add_argument("--seed", type=seed_int, default=0, help=f"{seed_help} (default 0)")
     g.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available (default)")
     g.add_argument(
         "--precision", choices=PRECISIONS, default="auto", help="auto = bf16 on a CUDA GPU with bf16, fp32 on CPU"
@@ -95,7 +144,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-units-l2", type=units_int, help="second hidden layer width (article: 30)")
     g.add_argument("--activation", choices=ACTIVATIONS, help="hidden activation (article: sigmoid)")
     g.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, help="BatchNorm1d after each hidden Linear")
-    g.add_argument("--dropout", type=nonneg_float, help="dropout after each hidden activation (default 0)")
+    g.add_argument("--dropout", type=fraction_float, help="dropout after each hidden activation (default 0)")
     g.add_argument("--init-distribution", choices=INIT_DISTRIBUTIONS, help="weight init distribution (normal)")
     g.add_argument("--init-mean", type=any_float, help="weight init mean (article: 0.01)")
     g.add_argument("--init-std", type=nonneg_float, help="weight init std (article: 0.1)")
@@ -136,14 +185,16 @@ def add_minibatch_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", choices=OPTIMIZERS, help="sgd (article; uses --momentum), nesterov, adam, adamw")
     g.add_argument("--batch-size", type=positive_int, help="minibatch size (default: full batch)")
     g.add_argument("--schedule", choices=SCHEDULES, help="lr schedule per step: none (article), cosine, onecycle")
-    g.add_argument("--warmup-epochs", type=nonneg_float, help="lr warm-up (cosine) or rise (onecycle) in epochs")
-    g.add_argument("--label-smoothing", type=nonneg_float, help="cross-entropy label smoothing (default 0)")
-    g.add_argument("--aug-shift", type=nonneg_float, help="random shift, max pixels per axis (default 0 = off)")
-    g.add_argument("--aug-rotate", type=nonneg_float, help="random rotation, max degrees (default 0)")
-    g.add_argument("--aug-scale", type=nonneg_float, help="random zoom, max relative change, e.g. 0.1 (default 0)")
-    g.add_argument("--aug-shear", type=nonneg_float, help="random shear, max degrees (default 0)")
+    g.add_argument("--warmup-epochs", type=epochs_float, help="lr warm-up (cosine) or rise (onecycle) in epochs")
+    g.add_argument("--label-smoothing", type=fraction_float, help="cross-entropy label smoothing (default 0)")
+    g.add_argument("--aug-shift", type=pixels_float, help="random shift, max pixels per axis (default 0 = off)")
+    g.add_argument("--aug-rotate", type=degrees_float, help="random rotation, max degrees (default 0)")
+    g.add_argument("--aug-scale", type=fraction_float, help="random zoom, max relative change, e.g. 0.1 (default 0)")
+    g.add_argument("--aug-shear", type=degrees_float, help="random shear, max degrees (default 0)")
     g.add_argument("--aug-elastic-alpha", type=nonneg_float, help="elastic distortion strength, pixels (Simard: 34)")
-    g.add_argument("--aug-elastic-sigma", type=positive_float, help="elastic field smoothness, pixels (default 4)")
+    g.add_argument(
+        "--aug-elastic-sigma", type=positive_pixels_float, help="elastic field smoothness, pixels (default 4)"
+    )
 
 
 def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
@@ -152,7 +203,7 @@ def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
 
 def data_config(args: argparse.Namespace, base: DataConfig | None = None) -> DataConfig:
     if bool(args.train_csv) != bool(args.test_csv):
-        raise ValueError("--train-csv and --test-csv go together")
+        raise UserError("--train-csv and --test-csv go together")
     base = base or DataConfig()
     source = "csv" if args.train_csv else "embedded"
     return dataclasses.replace(
@@ -176,3 +227,8 @@ def run_config_from_flags(args: argparse.Namespace, base: RunConfig, *, epochs: 
         epochs=epochs,
     )
     return RunConfig(model=model, data=data, train=train)
+
+
+def bounded_int(maximum: int) -> Callable[[str], float]:
+    """A whole number from 1 to `maximum`."""
+    return _number(int, minimum=1, maximum=maximum)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
-from study.report_text import best_record, best_summary
-from study.storage import check_study_name, load_study, open_storage
+from study.commands.args import add_study_args
 
 EXAMPLE = """example:
   mnist-study best --study-name article --json"""
@@ -21,13 +19,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--study-name", default=DEFAULT_STUDY_NAME)
-    p.add_argument("--storage", default=DEFAULT_STORAGE)
+    add_study_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from study.report_text import best_record, best_summary
+    from study.storage import check_study_name, load_study, open_storage
+
     check_study_name(args.study_name)
     study = load_study(open_storage(args.storage, create=False), args.study_name)
     if args.json:

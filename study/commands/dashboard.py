@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from study.commands.args import port_int
-from study.defaults import DASHBOARD_HOST, DASHBOARD_PORT, DEFAULT_STORAGE
+from study.commands.args import add_study_args, port_int
+from study.defaults import DASHBOARD_HOST, DASHBOARD_PORT
 from study.errors import UserError
-from study.storage import open_storage, redact
 
 EXAMPLE = """example:
   mnist-study dashboard --storage sqlite:///studies.db --port 8080   # then open http://127.0.0.1:8080"""
@@ -21,13 +20,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--storage", default=DEFAULT_STORAGE)
+    add_study_args(p, name=False)
     p.add_argument("--host", default=DASHBOARD_HOST, help=f"bind address (default {DASHBOARD_HOST}: this machine only)")
-    p.add_argument("--port", type=port_int, default=DASHBOARD_PORT)
+    p.add_argument("--port", type=port_int, default=DASHBOARD_PORT, help=f"port to serve on (default {DASHBOARD_PORT})")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from study.storage import open_storage, redact
+
     try:
         from optuna_dashboard import run_server
     except ImportError:

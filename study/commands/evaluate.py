@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from study.errors import UserError
 
-from mnist_fc.data import load_csv, load_embedded
-from mnist_fc.export import confusion_matrix, load_pixelnet, onnx_logits, torch_logits
+if TYPE_CHECKING:
+    import numpy as np
 
 EXAMPLE = """examples:
   mnist-study evaluate models/accuracy.onnx
@@ -41,20 +42,26 @@ def format_confusion(counts: np.ndarray) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mnist_fc.data import load_csv, load_embedded
+    from mnist_fc.export import confusion_matrix, load_pixelnet, onnx_logits, torch_logits
+
     path = Path(args.model)
     if not path.exists():
-        raise ValueError(f"{path}: no such model file or folder")
+        raise UserError(f"{path}: no such model file or folder")
     if args.test_csv:
         x, y = load_csv(args.test_csv)
         source = args.test_csv
     else:
         _, _, x, y = load_embedded()
         source = "official MNIST test set"
-    if path.suffix == ".onnx":
-        logits, engine = onnx_logits(path, x), "onnxruntime"
-    else:
-        model, _ = load_pixelnet(path)
-        logits, engine = torch_logits(model, x), "pytorch"
+    try:
+        if path.suffix == ".onnx":
+            logits, engine = onnx_logits(path, x), "onnxruntime"
+        else:
+            model, _ = load_pixelnet(path)
+            logits, engine = torch_logits(model, x), "pytorch"
+    except ValueError as e:  # the loaders' messages name the file and what is wrong with it (DataError-to-be)
+        raise UserError(str(e)) from None
     pred = logits.argmax(1)
     accuracy = float((pred == y).mean())
     counts = confusion_matrix(y, pred)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from study.analysis.frames import trials_frame
-from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
+from study.commands.args import add_study_args
 from study.errors import UserError
-from study.safety import check_outputs
-from study.storage import load_study, open_storage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXAMPLE = """examples:
   mnist-study export --study-name reference --storage sqlite:///studies.db --out trials.csv
@@ -29,8 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--study-name", default=DEFAULT_STUDY_NAME)
-    p.add_argument("--storage", default=DEFAULT_STORAGE)
+    add_study_args(p)
     p.add_argument("--out", required=True, type=Path, help="FILE.csv or FILE.parquet")
     p.set_defaults(func=run)
 
@@ -54,6 +52,10 @@ def write_frame(df: pd.DataFrame, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from study.analysis.frames import trials_frame
+    from study.safety import check_outputs
+    from study.storage import load_study, open_storage
+
     if args.out.suffix.lower() not in FORMATS:  # before touching the storage
         raise UserError(f"--out must end in {' or '.join(FORMATS)}, not {args.out.suffix or 'nothing'!r}")
     check_outputs([args.out], storage=args.storage)  # never the database itself, however spelled

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study.analysis.frames import trials_frame
-from study.analysis.report import build_report, images_possible, write_report
-from study.defaults import DEFAULT_STORAGE, DEFAULT_STUDY_NAME
+from study.commands.args import add_study_args
 from study.errors import UserError
-from study.safety import REPORT_FILES, check_output_dir
-from study.storage import curve_store, load_study, open_storage
 
 EXAMPLE = """examples:
   mnist-study report --study-name reference --storage sqlite:///studies.db --out /tmp/report
@@ -41,8 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--study-name", default=DEFAULT_STUDY_NAME)
-    p.add_argument("--storage", default=DEFAULT_STORAGE)
+    add_study_args(p)
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     p.add_argument(
         "--compare",
@@ -64,6 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from study.analysis.frames import trials_frame
+    from study.analysis.report import build_report, images_possible, write_report
+    from study.safety import REPORT_FILES, check_output_dir
+    from study.storage import curve_store, load_study, open_storage
+
     check_output_dir(args.out, REPORT_FILES, suffixes=(".png", ".svg"), storage=args.storage)
     storage = open_storage(args.storage, create=False)
     study = load_study(storage, args.study_name)

@@ -7,8 +7,6 @@ import json
 import sys
 
 from mnist_fc.config import RunConfig, article_preset
-from mnist_fc.data import load_split
-from mnist_fc.trainer import train
 from study.commands.args import add_data_args, add_model_args, add_train_args, nonneg_int, run_config_from_flags
 from study.defaults import ARTICLE_LOG_EVERY, default_epochs
 
@@ -36,7 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_model_args(p)
     add_data_args(p)
-    add_train_args(p, epochs_help="epochs (default: 50,000 with --preset article; else 300 on CPU, 3000 on CUDA)")
+    add_train_args(
+        p,
+        epochs_help="epochs (default: 50,000 with --preset article; else 300 on CPU, 3000 on CUDA)",
+        seed_help="seed for the data subsample, weight init and minibatch order",
+    )
     p.add_argument(
         "--log-every", type=nonneg_int, help="print 'Epoch, Loss, Acc' every N epochs (default: article's 300)"
     )
@@ -45,9 +47,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mnist_fc.data import load_split
+    from mnist_fc.trainer import train
+    from study.runner import check_config
+
     base = article_preset() if args.preset == "article" else RunConfig()
     epochs = args.epochs or (base.train.epochs if args.preset else default_epochs(args.device))
     cfg = run_config_from_flags(args, base, epochs=epochs)
+    check_config(cfg)  # one line for a value that cannot be trained, or --device cuda without a GPU
     log_every = (
         args.log_every if args.log_every is not None else (ARTICLE_LOG_EVERY if args.preset else max(1, epochs // 10))
     )

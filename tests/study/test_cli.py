@@ -1,23 +1,32 @@
 """The real `mnist-study` command, run as a subprocess, with real SQLite files."""
 
+import dataclasses
 import json
 import math
 import sqlite3
+import subprocess
+import sys
 
 import optuna
 import pytest
+import torch
 
+from study.cli import build_parser, commands, main
+from study.errors import UserError
 from study.objective import RESULT_ATTRS
+from tests.study.workers import cli_env
 
 TINY = ("--epochs", "20", "--train-size", "500", "--device", "cpu", "--no-progress")
 
 CURVE_COUNT = "SELECT COUNT(*) FROM trial_system_attributes WHERE key = 'mnist_study:curves'"
 
 
-def test_help_has_examples(cli):
-    for cmd in ("run", "train", "best", "dashboard"):
+def test_help_of_every_command_has_examples(cli):
+    names = sorted(commands(build_parser()))  # every registered command, including any added later
+    assert {"run", "train", "best", "final", "evaluate", "dashboard", "report", "export"} <= set(names)
+    for cmd in names:
         r = cli(cmd, "--help")
-        assert r.returncode == 0 and "example" in r.stdout, cmd
+        assert r.returncode == 0 and "example" in r.stdout and "mnist-study " + cmd in r.stdout, cmd
 
 
 def test_run_tiny_study_then_extend(cli, tmp_path):
@@ -111,3 +120,147 @@ def test_space_mismatch_refused(cli, tmp_path):
     storage = f"sqlite:///{tmp_path / 'm.db'}"
     study = optuna.load_study(study_name="m", storage=storage)
     assert study.user_attrs["space"] == "article"
+
+
+HEAVY = ("torch", "optuna", "pandas", "scipy", "sqlalchemy", "plotly", "onnx")
+
+
+def _modules_after(code: str, tmp_path) -> list[str]:
+    """Heavy modules imported by `code` in a fresh interpreter (never a wall time: those flake)."""
+    probe = f"import sys\n{code}\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=cli_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_help_imports_no_heavy_module(tmp_path):
+    code = "from study.cli import build_parser, commands\nfor c in commands(build_parser()).values(): c.format_help()"
+    assert _modules_after(code, tmp_path) == []
+
+
+def test_best_does_not_import_torch(tmp_path):
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    study = optuna.create_study(study_name="b", storage=url, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5, user_attrs={"val_accuracy": 0.5}))
+    code = f"from study.cli import main\nassert main(['best', '--storage', {url!r}, '--study-name', 'b']) == 0"
+    assert "torch" not in _modules_after(code, tmp_path)
+
+
+def test_version_and_bare_command_lists_commands(cli):
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("mnist-study ")
+    r = cli()
+    assert r.returncode == 2
+    for name in commands(build_parser()):
+        assert name in r.stdout
+
+
+def test_optuna_storage_env_is_the_default_storage(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTUNA_STORAGE", "sqlite:///from_env.db")
+    r = cli("best")
+    assert r.returncode == 2 and "from_env.db" in r.stderr, r.stderr
+    for cmd in ("run", "best", "final", "report", "export", "dashboard"):
+        out = " ".join(cli(cmd, "--help").stdout.split())
+        assert "$OPTUNA_STORAGE sqlite:///from_env.db" in out, cmd
+    monkeypatch.delenv("OPTUNA_STORAGE")
+    r = cli("best")
+    assert "studies.db" in r.stderr
+
+
+def test_study_flags_and_port_show_their_defaults(cli):
+    for cmd in ("run", "best", "final", "report", "export", "dashboard"):
+        out = " ".join(cli(cmd, "--help").stdout.split())
+        assert "(default: $OPTUNA_STORAGE if set, else sqlite:///studies.db)" in out, cmd
+        if cmd != "dashboard":
+            assert "study in the storage (default 'article')" in out, cmd
+    assert "(default 8080)" in cli("dashboard", "--help").stdout
+    train = " ".join(cli("train", "--help").stdout.split())
+    seed_help = train.split("--seed SEED")[-1].split("--device", 1)[0]
+    assert "sampler" not in seed_help and "default 0" in seed_help
+
+
+def test_verbose_before_or_after_the_command(cli):
+    for args in (("-v", "best", "--storage", "sqlite:///none.db"), ("best", "--storage", "sqlite:///none.db", "-v")):
+        r = cli(*args)
+        assert r.returncode == 2 and "no study database" in r.stderr, args
+
+
+def test_a_bug_says_so_and_shows_its_traceback_only_with_v(monkeypatch, capsys):
+    from study.commands import best
+
+    def broken(args):
+        raise KeyError("np.float64(12.5)")  # not a user error: a bug
+
+    monkeypatch.setattr(best, "run", broken)
+    assert main(["best"]) == 1
+    err = capsys.readouterr().err
+    assert "bug" in err and "run with -v for the traceback" in err and "Traceback" not in err
+    assert "np.float64" not in err and "12.5" in err  # numpy's repr never reaches the user
+    assert len(err.strip().splitlines()) == 1
+    assert main(["best", "-v"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_config_error_is_a_user_error(cli):
+    r = cli("train", "--aug-scale", "1", "--epochs", "1", "--train-size", "100", "--device", "cpu")
+    assert r.returncode == 2 and r.stderr.strip() == "mnist-study train: error: augmentation scale must be < 1"
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--weight-decay", "--warmup-epochs", "--init-mean", "--momentum"])
+def test_overflowing_values_are_one_line_errors(cli, tmp_path, flag):
+    """Issue 12: 1e308 gave an internal error (an overflow inside training)."""
+    r = cli("train", flag, "1e308", "--epochs", "2", "--train-size", "100", "--device", "cpu")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and flag in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_seed_bound_is_printed_as_an_integer(cli, tmp_path):
+    r = cli("run", "--seed", "4294967296", "--storage", "sqlite:///s.db")
+    assert r.returncode == 2 and "must be <= 4294967295" in r.stderr and "e+" not in r.stderr
+    assert not (tmp_path / "s.db").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+@pytest.mark.parametrize("extra", [(), ("--jobs", "2")])
+def test_cuda_without_gpu_fails_before_the_storage_is_touched(cli, tmp_path, extra):
+    r = cli("run", "--device", "cuda", "--storage", "sqlite:///g.db", "--trials", "2", *extra)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "mnist-study run: error: --device cuda: no CUDA GPU is available here (use --device cpu or auto)"
+    ]
+    assert not (tmp_path / "g.db").exists()  # no study, no FAILED trial
+
+
+def test_redirected_progress_has_no_carriage_returns(cli, tmp_path):
+    r = cli("run", "--trials", "2", "--storage", "sqlite:///p.db", *TINY[:-1])  # progress on
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stdout + r.stderr
+    assert "trial 0: " in r.stdout and "trial 1: " in r.stdout and "this worker ran 2 trials" in r.stdout
+    study = optuna.load_study(study_name="article", storage=f"sqlite:///{tmp_path / 'p.db'}")
+    assert study.metric_names == ["val_accuracy"]  # what optuna-dashboard shows instead of "Objective 0"
+
+
+def test_mirrored_names_match_their_sources():
+    from study import defaults, storage
+    from study.spaces import SPACES
+
+    assert defaults.SPACE_NAMES == tuple(sorted(SPACES))
+    assert defaults.HEARTBEAT_SECONDS == storage.HEARTBEAT_SECONDS
+
+
+def test_runner_is_callable_from_python(tmp_path):
+    from mnist_fc.config import DataConfig
+    from study.runner import StudyPlan, base_config, run_study
+
+    lines: list[str] = []
+    plan = StudyPlan(
+        storage=f"sqlite:///{tmp_path / 'py.db'}",
+        study_name="py",
+        trials=1,
+        base=base_config(data=DataConfig(train_size=200), epochs=5, device="cpu"),
+        progress=False,
+    )
+    summary = run_study(plan, echo=lines.append)
+    assert summary.ran.startswith("1 trial (") and lines[0].startswith("study 'py'")
+    with pytest.raises(UserError, match="--trials or --until-complete"):
+        run_study(dataclasses.replace(plan, until_complete=3))

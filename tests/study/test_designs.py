@@ -11,10 +11,10 @@ from optuna.trial import TrialState
 
 from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from mnist_fc.model import build_model
-from study.commands.design import enqueue, open_design_study, run_design
 from study.design_spec import TESTS, Design, Prediction
 from study.designs import DESIGNS, DESIGNS_BY_NAME, EVAL_EVERY, NotACell, design_config, design_space, expand
 from study.errors import UserError
+from study.runner.designs import enqueue, open_design_study, run_design
 from study.storage import curve_store, open_storage
 
 ARTICLE = RunConfig()  # the defaults are the article's setup
@@ -209,7 +209,7 @@ def test_cli_lists_designs_and_rejects_unknown_names(cli) -> None:
 
 def test_design_subset_is_one_fixed_subset_for_every_seed() -> None:
     """data_seed picks the subset; the init seed never changes which images are used."""
-    from study.commands.design import load_split
+    from study.runner.designs import load_split
 
     a = load_split(DataConfig(train_size=500), seed=TINY.data_seed)
     b = load_split(DataConfig(train_size=500), seed=TINY.data_seed)
@@ -218,8 +218,8 @@ def test_design_subset_is_one_fixed_subset_for_every_seed() -> None:
 
 def test_design_trials_record_heartbeats_so_a_killed_batched_worker_is_requeued(tmp_path) -> None:
     """Ask-and-tell rounds have no heartbeat thread: the design objective records one itself."""
-    from study.commands.design import DesignObjective
     from study.designs import design_base
+    from study.runner.designs import DesignObjective
 
     url = f"sqlite:///{tmp_path / 'd.db'}"
     storage = open_storage(url, heartbeat=1, grace=2)

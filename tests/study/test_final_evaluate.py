@@ -1,6 +1,7 @@
 """`final` then `evaluate` on a tiny real study: safetensors + JSON + ONNX, and onnxruntime agrees with PyTorch."""
 
 import json
+import stat
 
 import numpy as np
 import pytest
@@ -20,10 +21,11 @@ def final_dir(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     r = run_cli(
         "final", "--storage", "sqlite:///s.db", "--study-name", "acc", "--seeds", "3,4",
-        "--epochs", "1", "--train-size", "1000", "--jobs", "2", "--out", "out", cwd=d,
+        "--epochs", "1", "--train-size", "1000", "--jobs", "2", "--out", "out", "--json", cwd=d,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    return d, json.loads(r.stdout.strip().splitlines()[-1])
+    assert "seed 3: Epoch 1" in r.stderr and "training 2 seed(s)" in r.stderr  # progress, on stderr
+    return d, json.loads(r.stdout)  # --json: stdout holds the JSON object and nothing else
 
 
 def test_final_saves_model_config_and_onnx(final_dir):
@@ -39,6 +41,8 @@ def test_final_saves_model_config_and_onnx(final_dir):
     assert "1000 official training images" in meta["trained_on"]
     assert meta["hardware"]["cpu_count"] >= 1 and all(s["seconds"] > 0 for s in meta["seeds"])
     assert summary["onnx_max_abs_logit_diff"] <= 1e-3
+    modes = {ext: stat.S_IMODE((d / "out" / f"acc.{ext}").stat().st_mode) for ext in ("safetensors", "json", "onnx")}
+    assert modes["safetensors"] == modes["json"] == modes["onnx"], modes  # safetensors wrote 0600
 
 
 def test_onnx_matches_pytorch_on_raw_pixels(final_dir):

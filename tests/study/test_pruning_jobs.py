@@ -2,12 +2,15 @@
 
 import multiprocessing
 import sqlite3
+import time
 
 import optuna
 import pytest
 
+from study.errors import UserError
 from study.pruners import make_pruner
 from study.storage import open_storage
+from tests.study.workers import Worker, trials
 
 TINY = ("--epochs", "10", "--eval-every", "5", "--train-size", "500", "--device", "cpu", "--no-progress")
 
@@ -43,7 +46,7 @@ def test_median_pruner_spares_slow_starts_until_warmup(tmp_path):
     assert not any(verdicts[s] for s in (10, 20, 30, 40))
     assert verdicts[50] or verdicts[60]
     assert isinstance(make_pruner("none", epochs=100, report_every=10), optuna.pruners.NopPruner)
-    with pytest.raises(ValueError, match="unknown pruner"):
+    with pytest.raises(UserError, match="unknown pruner"):
         make_pruner("asha", epochs=100, report_every=10)
 
 
@@ -122,3 +125,42 @@ def test_bad_pruner_and_jobs_are_one_line_errors(cli, tmp_path):
         r = cli("run", "--storage", f"sqlite:///{tmp_path / 'x.db'}", *args)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_two_jobs_with_the_largest_seed_show_progress_and_a_summary(cli, tmp_path):
+    """Issue 12: worker 2's sampler seed (seed + 1) overflowed numpy's 2**32 - 1 with a traceback."""
+    db = tmp_path / "big.db"
+    r = cli("run", "--storage", f"sqlite:///{db}", "--trials", "2", "--jobs", "2", "--seed", "4294967295", *TINY[:-1])
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "\r" not in r.stdout + r.stderr
+    assert len(_trials(db)) == 2
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in _trials(db))
+    assert "[worker 1] trial " in r.stdout and "[worker 2] trial " in r.stdout  # one line per finished trial
+    assert "worker 1 (" in r.stdout and "worker 2 (" in r.stdout and "1 trial (" in r.stdout  # per-worker summary
+
+
+def test_ctrl_c_with_two_jobs_requeues_and_prints_no_traceback(tmp_path):
+    """Issue 12: Ctrl-C with --jobs 2 printed tracebacks, and the interrupted trial was FAILED but not re-queued.
+    SIGINT goes to the parent only (as `kill -INT`); a terminal's Ctrl-C reaches the workers too: both work."""
+    url = f"sqlite:///{tmp_path / 'cc.db'}"
+    w = Worker.start(tmp_path, "jobs", "--storage", url, "--study-name", "cc", "--trials", "8", "--jobs", "2", *TINY)
+    deadline = time.monotonic() + 180
+    seen: dict[int, float] = {}
+    while time.monotonic() < deadline:
+        try:
+            running = [t.number for t in trials(url, "cc") if t.state == optuna.trial.TrialState.RUNNING]
+        except Exception:  # study not created yet
+            running = []
+        if any(time.monotonic() - seen.setdefault(n, time.monotonic()) > 0.3 for n in running):
+            break
+        time.sleep(0.1)
+    assert w.interrupt() == 130, w.output
+    assert "Traceback" not in w.output, w.output
+    ts = trials(url, "cc")
+    assert not [t.number for t in ts if t.state == optuna.trial.TrialState.RUNNING]
+    failed = [t for t in ts if t.state == optuna.trial.TrialState.FAIL]
+    assert failed, "no trial was interrupted"
+    for t in failed:
+        retries = [r for r in ts if r.system_attrs.get("retry_history", [None])[-1] == t.number]
+        assert len(retries) == 1 and retries[0].params == t.params and retries[0].state.name == "WAITING"
+        assert f"trial {t.number} re-queued with the same params" in w.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from optuna.trial import TrialState
@@ -84,3 +85,43 @@ def test_resume_with_other_training_settings_is_refused(tmp_path: Path, capsys) 
     assert main([*base, "--epochs", "20", "--trials", "1"]) == 2  # a worker started with other settings
     assert "epochs 10 (this run: 20)" in capsys.readouterr().err
     assert len(trials(url, "same")) == 1
+
+
+def test_kill_9_then_rerun_with_trials_leaves_no_trial_running(tmp_path: Path) -> None:
+    """Issue 12: the killed trial stayed RUNNING after the rerun ended (it waited for the heartbeat grace).
+    A dead pid on this host is dead now: the rerun fails and re-queues it at once, default grace or not."""
+    url = f"sqlite:///{tmp_path / 'dead.db'}"
+    command = ("--storage", url, "--study-name", "dead", "--seed", "5", *TINY)  # default heartbeat: 30 s
+    names = iter(f"w{i}" for i in range(10))
+
+    def start() -> Worker:
+        return Worker.start(tmp_path, next(names), *command, "--trials", "5")
+
+    _, dead = kill_mid_trial(url, "dead", start, min_complete=0)
+    rerun = Worker.start(tmp_path, "rerun", *command, "--trials", "1")
+    assert rerun.wait() == 0, rerun.output
+    assert f"trial {dead} of a dead worker on this host: failed and re-queued" in rerun.output
+    ts = trials(url, "dead")
+    assert not [t.number for t in ts if t.state == TrialState.RUNNING]
+    by_number = {t.number: t for t in ts}
+    assert by_number[dead].state == TrialState.FAIL
+    retries = [t for t in ts if t.system_attrs.get("retry_history", [None])[-1] == dead]
+    assert len(retries) == 1 and retries[0].params == by_number[dead].params
+    assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)  # the rerun's one trial was the retry
+
+
+def test_ctrl_c_in_the_first_seconds_prints_no_traceback(tmp_path: Path) -> None:
+    """Issue 12: Ctrl-C during start-up (imports, data loading, opening the study) printed 30-40-line tracebacks."""
+    url = f"sqlite:///{tmp_path / 'early.db'}"
+    for i, delay in enumerate((0.3, 1.0, 2.0, 3.5)):
+        w = Worker.start(tmp_path, f"early{i}", "--storage", url, "--study-name", "early", "--trials", "3", *TINY)
+        time.sleep(delay)
+        rc = w.interrupt()
+        assert rc == 130, (delay, rc, w.output)
+        assert "Traceback" not in w.output and "interrupted" in w.output, (delay, w.output)
+        if (tmp_path / "early.db").exists():
+            try:
+                ts = trials(url, "early")
+            except KeyError:  # interrupted before the study was created
+                continue
+            assert not [t.number for t in ts if t.state == TrialState.RUNNING], delay

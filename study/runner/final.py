@@ -1,0 +1,220 @@
+"""The final retrain: a study's best configuration on all 60,000 training images, tested, saved, exported.
+
+The configuration is the best trial's by *validation* accuracy; the test set is evaluated once
+per seed and only reported. The model of the first listed seed (fixed before any result is
+seen) is saved as safetensors + JSON and exported to ONNX, and the ONNX graph is checked
+against PyTorch with onnxruntime on the test images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mnist_fc.config import RunConfig
+from mnist_fc.data import load_split
+from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
+from mnist_fc.minibatch import fit
+from mnist_fc.model import FCNet
+from mnist_fc.normalize import Normalizer
+from mnist_fc.trainer import TrainResult
+from study.defaults import DEFAULT_JOBS, DEFAULT_STUDY_NAME, FINAL_OUT, FINAL_PROGRESS_LINES, FINAL_SEEDS, ONNX_ATOL
+from study.defaults import default_storage as _default_storage
+from study.errors import UserError
+from study.report_text import best_record
+from study.runner.optimize import check_config
+from study.runner.progress import Echo
+from study.safety import check_model_outputs
+from study.storage import check_study_name, load_study, open_storage
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    runs: list[dict[str, Any]]  # per seed: seed, test_accuracy, seconds, epochs
+    paths: list[Path]  # safetensors, JSON, ONNX
+    meta: dict[str, Any]  # what the JSON file holds
+
+    def summary(self) -> dict[str, Any]:
+        """The record `final --json` prints."""
+        return {
+            "test_accuracy_mean": self.meta["test_accuracy_mean"],
+            "test_accuracy_std": self.meta["test_accuracy_std"],
+            "seeds": self.runs,
+            "saved": [str(p) for p in self.paths],
+            "onnx_max_abs_logit_diff": self.meta["onnx_check"]["max_abs_logit_diff"],
+        }
+
+
+def hardware() -> dict[str, Any]:
+    """Where the model was trained, for the JSON record."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def final_config(
+    record: dict[str, Any],
+    *,
+    seed: int,
+    epochs: int | None = None,
+    train_size: int | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+) -> RunConfig:
+    """The best trial's config, trained on all 60,000 training images, with the given overrides."""
+    if not record.get("config"):
+        raise UserError(f"best trial #{record['trial_number']} stores no config (not made by mnist-study run?)")
+    cfg = RunConfig.from_dict(record["config"])
+    overrides = {"epochs": epochs, "device": device, "precision": precision}
+    train = dataclasses.replace(cfg.train, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
+    data = dataclasses.replace(cfg.data, include_validation=True, train_size=train_size)
+    return RunConfig(model=cfg.model, data=data, train=train)
+
+
+def _fit_seed(cfg: RunConfig, log_every: int, threads: int | None) -> tuple[TrainResult, dict, Normalizer]:
+    """Train one seed, progress lines on stderr; weights come back as numpy arrays (plain pickles)."""
+    if threads:
+        torch.set_num_threads(threads)
+    seed, epochs = cfg.train.seed, cfg.train.epochs
+
+    def log(line: str) -> None:
+        print(f"seed {seed}: {line} ({epochs} epochs)", file=sys.stderr, flush=True)
+
+    fitted = fit(cfg, split=load_split(cfg.data, seed=seed), log=log, log_every=log_every)
+    state = {k: v.detach().cpu().numpy() for k, v in fitted.model.state_dict().items()}
+    return fitted.result, state, fitted.normalizer
+
+
+def _train_all(cfgs: list[RunConfig], *, jobs: int, log_every: int) -> list[tuple[TrainResult, dict, Normalizer]]:
+    if jobs == 1 or len(cfgs) == 1:
+        return [_fit_seed(cfg, log_every, None) for cfg in cfgs]
+    ctx = multiprocessing.get_context("spawn")  # no forked copies of this process's thread pools
+    with ProcessPoolExecutor(max_workers=min(jobs, len(cfgs)), mp_context=ctx) as pool:
+        futures = [pool.submit(_fit_seed, cfg, log_every, 1) for cfg in cfgs]
+        return [f.result() for f in futures]
+
+
+def _readable(path: Path) -> None:
+    """safetensors writes 0600; the model is shared like its JSON and ONNX (0644 under the usual umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
+
+
+def final_retrain(
+    *,
+    study_name: str = DEFAULT_STUDY_NAME,
+    storage: str | None = None,
+    seeds: Sequence[int] = FINAL_SEEDS,
+    out: str | Path = FINAL_OUT,
+    name: str | None = None,
+    epochs: int | None = None,
+    train_size: int | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    jobs: int = DEFAULT_JOBS,
+    log_every: int | None = None,
+    echo: Echo = print,
+) -> FinalResult:
+    """Retrain the best trial's config per seed, test each once, save + export + verify the first seed's model.
+
+    `log_every` epochs between progress lines on stderr (None: about FINAL_PROGRESS_LINES per seed, 0: none).
+    """
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise UserError("give distinct non-negative seeds, e.g. 0,1,2")
+    check_study_name(study_name)
+    study = load_study(open_storage(storage or _default_storage(), create=False), study_name)
+    record = best_record(study)
+    cfgs = [
+        final_config(record, seed=s, epochs=epochs, train_size=train_size, device=device, precision=precision)
+        for s in seeds
+    ]
+    for cfg in cfgs:
+        check_config(cfg)  # --device cuda without a GPU fails here, not after loading 60,000 images
+    stem = Path(out) / (name or study_name)
+    check_model_outputs(
+        stem, storage=storage, data=cfgs[0].data
+    )  # never the storage or a CSV; before hours of training
+    split = load_split(cfgs[0].data, seed=seeds[0])
+    x_test, y_test, n_train = split.x_test, split.y_test, len(split.x_train)
+    n_epochs = cfgs[0].train.epochs
+    every = max(1, n_epochs // FINAL_PROGRESS_LINES) if log_every is None else log_every
+    echo(f"training {len(cfgs)} seed(s) on {n_train} images, {n_epochs} epochs each ...")
+    runs: list[dict[str, Any]] = []
+    shipped: tuple[PixelNet, RunConfig, TrainResult] | None = None
+    for cfg, (result, state, normalizer) in zip(cfgs, _train_all(cfgs, jobs=jobs, log_every=every), strict=True):
+        seed = cfg.train.seed
+        if result.diverged:
+            raise UserError(f"seed {seed} diverged at epoch {result.epochs}; nothing saved")
+        echo(f"seed {seed}: test accuracy {result.test_accuracy:.4f} ({result.seconds:.0f} s)")
+        runs.append(
+            {"seed": seed, "test_accuracy": result.test_accuracy, "seconds": result.seconds, "epochs": result.epochs}
+        )
+        if shipped is None:
+            net = FCNet(cfg.model)
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+            shipped = (PixelNet.of(net, normalizer), cfg, result)
+    assert shipped is not None  # seeds is not empty
+    model, cfg0, result0 = shipped
+    accs = [r["test_accuracy"] for r in runs]
+    meta = {
+        "config": cfg0.to_dict(),
+        "study_name": study_name,
+        "trial_number": record["trial_number"],
+        "trial_val_accuracy": record["value"],
+        "trained_on": f"{n_train} official training images (train + validation)",
+        "seed": seeds[0],  # the shipped model's seed: the first listed, fixed before any result
+        "seeds": runs,
+        "test_accuracy_mean": statistics.fmean(accs),
+        "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "device": result0.device,
+        "precision": result0.precision,
+        "hardware": hardware(),
+        "parallel_jobs": min(jobs, len(seeds)),  # seeds trained at once: their seconds share the CPU
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    echo(f"exporting {stem}.onnx and checking it against PyTorch on {len(x_test)} test images ...")
+    onnx_path = export_onnx(model, stem.with_suffix(".onnx"))
+    ref, got = torch_logits(model, x_test), onnx_logits(onnx_path, x_test)
+    diff = float(np.abs(ref - got).max())
+    if diff > ONNX_ATOL:
+        raise UserError(f"ONNX check failed: max |logit difference| {diff:.2e} > {ONNX_ATOL:g}")
+    meta["test_accuracy"] = float((got.argmax(1) == y_test).mean())  # what `evaluate` prints for these files
+    meta["onnx_check"] = {
+        "max_abs_logit_diff": diff,
+        "same_predictions": float((ref.argmax(1) == got.argmax(1)).mean()),
+        "images": len(x_test),
+    }
+    paths = save_pixelnet(model, stem, meta=meta)
+    _readable(paths["safetensors"])
+    return FinalResult(runs=runs, paths=[paths["safetensors"], paths["json"], onnx_path], meta=meta)

@@ -1,0 +1,106 @@
+"""Trials whose worker is gone: re-queue them (same params) instead of losing or leaving them RUNNING.
+
+Three ways a worker goes away: Ctrl-C (this process, `requeue_interrupted`), `kill -9` or a crash
+on THIS host (`fail_dead_local_trials`: its pid no longer exists, so it is dead now), and a crash
+on another host (Optuna's heartbeat: `fail_stale_trials` after the grace period).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import warnings
+from collections.abc import Collection
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from study.objective import worker_id
+from study.storage import MAX_RETRY
+
+
+def _retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a copy of the FAILED `trial` (WAITING, same params, retry_history), as Optuna's heartbeat does."""
+    RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
+
+
+def _fail(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial | None:
+    """Mark a RUNNING trial FAILED; None if another process finished or failed it first."""
+    storage = study._storage  # Optuna has no public "fail this trial" outside ask/tell of one's own trial
+    try:
+        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            return None
+    except RuntimeError:  # UpdateFinishedTrialError: someone else got there first
+        return None
+    return storage.get_trial(trial._trial_id)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Optuna's heartbeat check: RUNNING trials silent for the grace period are failed and re-queued."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _local_pid(worker: str) -> int | None:
+    host, _, pid = worker.rpartition(":")
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def fail_dead_local_trials(study: optuna.Study) -> list[int]:
+    """Fail and re-queue, at once, RUNNING trials whose worker (host:pid) ran on this host and is gone.
+
+    No heartbeat grace is needed for them: the pid's absence proves the worker dead. Trials of
+    other hosts keep waiting for the heartbeat. Returns the numbers of the trials failed here.
+    """
+    done = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = _local_pid(str(t.user_attrs.get("worker", "")))
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        failed = _fail(study, t)
+        if failed is not None:
+            _retry(study, failed)
+            done.append(t.number)
+    return done
+
+
+def requeue_interrupted(
+    study: optuna.Study, *, worker: str | None = None, since: datetime.datetime, numbers: Collection[int] = ()
+) -> list[int]:
+    """Re-queue (WAITING, same params) the trials this process was running when Ctrl-C stopped it.
+
+    Optuna marks an interrupted trial FAILED but, unlike a crashed worker's stale trial, does
+    not retry it; this does, so a resumed study loses nothing a user stopped by hand. A trial
+    the interrupt left RUNNING (Ctrl-C inside a storage write) is failed first. `numbers`: trials this
+    process started, also those interrupted before they could store their "worker" attribute.
+    """
+    worker = worker or worker_id()
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    again = []
+    for t in trials:
+        if (t.user_attrs.get("worker") != worker and t.number not in numbers) or t.number in retried:
+            continue
+        if t.state == TrialState.RUNNING:
+            failed = _fail(study, t)
+        elif t.state == TrialState.FAIL and t.datetime_start is not None and t.datetime_start >= since:
+            failed = t
+        else:
+            continue
+        if failed is not None:
+            _retry(study, failed)
+            again.append(t.number)
+    return again
