@@ -52,4 +52,25 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(_EXPORTS[name]), name)
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ConfigError",
+    "Curves",
+    "DataConfig",
+    "DataError",
+    "EvalCallback",
+    "FCNet",
+    "Fitted",
+    "MnistFcError",
+    "ModelConfig",
+    "ModelFileError",
+    "RunConfig",
+    "Split",
+    "TrainConfig",
+    "TrainResult",
+    "article_preset",
+    "build_model",
+    "fit",
+    "load_split",
+    "train",
+    "train_batched",
+]
