@@ -134,15 +134,21 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        model = dict(d.get("model", {}))
-        if "fan_in_scaling" in model:  # configs stored before init_scaling existed (e.g. studies.db's reference)
-            legacy = model.pop("fan_in_scaling")
-            model.setdefault("init_scaling", "sqrt_fan_in" if legacy else "none")
         return cls(
-            model=ModelConfig(**model),
+            model=model_config_from_dict(d.get("model", {})),
             data=DataConfig(**d.get("data", {})),
             train=TrainConfig(**d.get("train", {})),
         )
+
+
+def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    """A ModelConfig from its stored dict, including dicts stored before init_scaling existed
+    (studies.db's reference study, models/accuracy.json), whose bool fan_in_scaling maps onto it."""
+    model = dict(d)
+    if "fan_in_scaling" in model:
+        legacy = model.pop("fan_in_scaling")
+        model.setdefault("init_scaling", "sqrt_fan_in" if legacy else "none")
+    return ModelConfig(**model)
 
 
 def article_preset(**train_overrides: Any) -> RunConfig:

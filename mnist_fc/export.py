@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist_fc.config import ACTIVATIONS, ModelConfig
+from mnist_fc.config import ACTIVATIONS, INIT_DISTRIBUTIONS, INIT_SCALINGS, ModelConfig, model_config_from_dict
 from mnist_fc.errors import ModelFileError
 from mnist_fc.model import FCNet
 from mnist_fc.normalize import Normalizer
@@ -123,7 +123,8 @@ _MODEL_TYPES: dict[str, tuple[type, ...]] = {
     "init_distribution": (str,),
     "init_mean": (int, float),
     "init_std": (int, float),
-    "fan_in_scaling": (bool,),
+    "init_scaling": (str,),
+    "fan_in_scaling": (bool,),  # models saved before init_scaling existed (model_config_from_dict maps it)
 }
 
 
@@ -142,7 +143,7 @@ def model_config(meta: dict[str, Any], where: Path) -> ModelConfig:
             )
         if isinstance(value, float) and not math.isfinite(value):
             raise ModelFileError(f"{where}: config.model.{key} is not finite")
-    cfg = ModelConfig(**raw)
+    cfg = model_config_from_dict(raw)
     for key in ("n_units_l1", "n_units_l2"):
         width = getattr(cfg, key)
         if not 1 <= width <= MAX_WIDTH:
@@ -151,6 +152,10 @@ def model_config(meta: dict[str, Any], where: Path) -> ModelConfig:
         raise ModelFileError(f"{where}: unknown activation {cfg.activation[:40]!r} (one of {', '.join(ACTIVATIONS)})")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ModelFileError(f"{where}: config.model.dropout {cfg.dropout:g} outside [0, 1)")
+    for key, allowed in (("init_scaling", INIT_SCALINGS), ("init_distribution", INIT_DISTRIBUTIONS)):
+        value = getattr(cfg, key)
+        if value not in allowed:
+            raise ModelFileError(f"{where}: unknown config.model.{key} {value[:40]!r} (one of {', '.join(allowed)})")
     return cfg
 
 
