@@ -84,6 +84,35 @@ def one_line(e: BaseException) -> str:
     return _NUMPY_SCALAR.sub(r"\1", line)
 
 
+# Failures of the machine, not of mnist-study: a full disk, a read-only or vanished database file.
+# They reach us wrapped in whatever layer was writing (SQLAlchemy, sqlite3, Optuna, torch.save), so
+# they are recognised by the operating system's words in the message chain.
+_ENVIRONMENT = (
+    ("database or disk is full", "the disk holding the storage is full"),
+    ("no space left on device", "the disk is full"),
+    ("attempt to write a readonly database", "the storage is read-only"),
+    ("read-only file system", "the file system is read-only"),
+    ("disk i/o error", "the disk reported an I/O error"),
+)
+
+
+def environment_error(e: BaseException) -> str | None:
+    """A one-line explanation when `e` (or an exception it wraps) is the machine's fault, else None."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        text = str(cur).lower()
+        for needle, meaning in _ENVIRONMENT:
+            if needle in text:
+                return (
+                    f"{meaning}; the trial it was writing is marked FAILED (or, if even that could not be "
+                    "written, failed by the next run). Fix it, then rerun: --until-complete N resumes the study"
+                )
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
@@ -126,6 +155,10 @@ def _main(argv: list[str] | None) -> int:
     except Exception as e:
         if verbose:
             traceback.print_exc()
+        reason = environment_error(e)
+        if reason is not None:
+            print(f"mnist-study {args.command}: error: {reason}", file=sys.stderr)
+            return 2
         print(
             f"mnist-study {args.command}: bug: {type(e).__name__}: {one_line(e)} "
             "(this is a bug in mnist-study, not your input; run with -v for the traceback)",
