@@ -92,13 +92,15 @@ def batched_members() -> list[RunConfig]:
     return [
         member(100, 30, 0.1),
         member(17, 9, 1.0, batchnorm=True),
-        member(64, 50, 0.3, activation="tanh", init_distribution="uniform", fan_in_scaling=True),
+        member(64, 50, 0.3, activation="tanh", init_distribution="uniform", init_scaling="sqrt_fan_in"),
         member(32, 16, 1e6, activation="relu", init_std=1.0),  # diverges and leaves the batch
     ]
 
 
 def minibatch_configs() -> dict[str, RunConfig]:
-    model = ModelConfig(n_units_l1=64, n_units_l2=32, activation="relu", init_mean=0, init_std=1.4, fan_in_scaling=True)
+    model = ModelConfig(
+        n_units_l1=64, n_units_l2=32, activation="relu", init_mean=0, init_std=1.4, init_scaling="sqrt_fan_in"
+    )
     data = dataclasses.replace(SMALL, normalization="global")
     adamw = TrainConfig(
         device="cpu",

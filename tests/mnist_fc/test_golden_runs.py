@@ -42,7 +42,10 @@ def _nan_safe(x: Any) -> Any:
 
 
 # Fields added after the golden file was written, with the value that reproduces the old behaviour.
-ADDED_CONFIG = {"data": {"subset_seed": None}, "train": {"stop_margin": None}}
+ADDED_CONFIG = {
+    "data": {"subset_seed": None, "input_shift": 0.0, "input_scale": 1.0},
+    "train": {"stop_margin": None},
+}
 
 
 def _strip_additions(x: Any) -> Any:
@@ -55,6 +58,10 @@ def _strip_additions(x: Any) -> Any:
             for part, fields in ADDED_CONFIG.items():
                 for key, value in fields.items():
                     assert s["config"][part].pop(key) == value
+            # init_scaling replaced the bool fan_in_scaling ("sqrt_fan_in" was True, "none" False)
+            scaling = s["config"]["model"].pop("init_scaling")
+            assert scaling in ("none", "sqrt_fan_in")
+            s["config"]["model"]["fan_in_scaling"] = scaling == "sqrt_fan_in"
         return {k: _strip_additions(v) for k, v in x.items()}
     if isinstance(x, list):
         return [_strip_additions(v) for v in x]

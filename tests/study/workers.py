@@ -101,7 +101,8 @@ def wait_running_trial(
             continue
         if count(ts, TrialState.COMPLETE) >= min_complete:
             for t in ts:
-                if t.state == TrialState.RUNNING and str(t.user_attrs.get("worker", "")).endswith(suffix):
+                # params set: the space has been sampled, so training (not sampling) is what a kill interrupts
+                if t.state == TrialState.RUNNING and t.params and str(t.user_attrs.get("worker", "")).endswith(suffix):
                     first = seen.setdefault(t.number, time.monotonic())
                     if time.monotonic() - first >= 0.25:
                         return t
