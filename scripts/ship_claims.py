@@ -18,18 +18,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import optuna  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
+import optuna
+from optuna.trial import TrialState
 
-from study.curves import missing_curves  # noqa: E402
-from study.errors import UserError  # noqa: E402
-from study.storage import curve_store, open_storage, redact  # noqa: E402
+from study.curves import missing_curves
+from study.errors import UserError
+from study.storage import curve_store, open_storage, redact
 
 
-def ship(src_url: str, dst_url: str, *, prefix: str = "claims_", replace: bool = False, unfinished: bool = False) -> list[str]:
+def ship(
+    src_url: str, dst_url: str, *, prefix: str = "claims_", replace: bool = False, unfinished: bool = False
+) -> list[str]:
     """Copy every `prefix`* study of SRC into DST; return the names copied."""
     src = open_storage(src_url, create=False)
-    names = sorted(s.study_name for s in src.get_all_studies() if s.study_name.startswith(prefix))
+    names = [s.study_name for s in src.get_all_studies() if s.study_name.startswith(prefix)]  # storage order kept
     if not names:
         raise UserError(f"no {prefix}* study in {redact(src_url)}")
     if not unfinished:
@@ -38,7 +40,9 @@ def ship(src_url: str, dst_url: str, *, prefix: str = "claims_", replace: bool =
                 deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)
             )
             if busy:
-                raise UserError(f"{name}: {len(busy)} trials still waiting or running (--allow-unfinished copies anyway)")
+                raise UserError(
+                    f"{name}: {len(busy)} trials still waiting or running (--allow-unfinished copies anyway)"
+                )
     dst = open_storage(dst_url)
     existing = {s.study_name for s in dst.get_all_studies()} & set(names)
     if existing and not replace:

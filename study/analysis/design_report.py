@@ -115,7 +115,7 @@ def load_design_studies(storage: optuna.storages.BaseStorage, *, prefix: str) ->
             )
         seen[s.design.name] = s.study_name
     order = {d.name: i for i, d in enumerate(DESIGNS)}
-    return sorted(studies, key=lambda s: (order.get(s.design.name, len(order)), s.study_name))
+    return sorted(studies, key=lambda s: order.get(s.design.name, len(order)))  # stable: others in storage order
 
 
 def family(studies: list[DesignStudy]) -> list[Design]:
