@@ -10,7 +10,10 @@ OUT=${1:-/tmp/claims-report}
 PY=${PYTHON:-.venv/bin/python}
 "$PY" -m study report --designs all --storage sqlite:///studies.db --out "$OUT" --images
 # A few figures, one per claim of the article (the rest are in the report).
-CLAIMS="1a 2a 3a 4c 5a 5c 6a"
+CLAIMS=${CLAIMS:-"1a 2a 3a 4c 5a 5c 6a"}
+for claim in $CLAIMS; do
+  [ -f "$OUT/claim_$claim.png" ] || { echo "no figure for claim $claim: has its design run? (see $OUT/index.html)" >&2; exit 1; }
+done
 for claim in $CLAIMS; do
   cp "$OUT/claim_$claim.png" "docs/claim_$claim.png"
 done
