@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import optuna
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from study.curves import missing_curves
@@ -60,7 +61,7 @@ def ship(
     return names
 
 
-def _check_copy(src, dst, name: str) -> None:  # type: ignore[no-untyped-def]
+def _check_copy(src: RDBStorage, dst: RDBStorage, name: str) -> None:
     a = optuna.load_study(study_name=name, storage=src).get_trials(deepcopy=False)
     b = optuna.load_study(study_name=name, storage=dst).get_trials(deepcopy=False)
     if [(t.number, t.state, t.params) for t in a] != [(t.number, t.state, t.params) for t in b]:

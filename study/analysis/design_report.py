@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
+from optuna.storages import RDBStorage
 
 from mnist_fc.trainer import Curves
 from study.analysis import design_claims as dc
@@ -75,7 +75,7 @@ class DesignStudy:
         return len(expand(self.design))
 
 
-def design_study_names(storage: optuna.storages.BaseStorage, *, prefix: str) -> list[str]:
+def design_study_names(storage: RDBStorage, *, prefix: str) -> list[str]:
     """Names of the studies in `storage` made by `mnist-study design` (by their stored attributes)."""
     return [
         s.study_name
@@ -84,7 +84,7 @@ def design_study_names(storage: optuna.storages.BaseStorage, *, prefix: str) -> 
     ]
 
 
-def load_design_study(storage: optuna.storages.BaseStorage, study_name: str) -> DesignStudy:
+def load_design_study(storage: RDBStorage, study_name: str) -> DesignStudy:
     study = load_study(storage, study_name)
     spec = study.user_attrs.get("design_spec")
     if not isinstance(spec, str):
@@ -103,7 +103,7 @@ def load_design_study(storage: optuna.storages.BaseStorage, study_name: str) -> 
     return DesignStudy(study_name, design, frame, curves, post_hoc)
 
 
-def load_design_studies(storage: optuna.storages.BaseStorage, *, prefix: str) -> list[DesignStudy]:
+def load_design_studies(storage: RDBStorage, *, prefix: str) -> list[DesignStudy]:
     """Every design study with the prefix; refuse two studies of the same design (which would be judged?)."""
     studies = [load_design_study(storage, n) for n in design_study_names(storage, prefix=prefix)]
     seen: dict[str, str] = {}
@@ -173,7 +173,7 @@ def _verdict_line(row: Any) -> str:
 
 
 def build_design_report(
-    storage: optuna.storages.BaseStorage, *, prefix: str = "claims_", designs: list[str] | None = None, title: str = ""
+    storage: RDBStorage, *, prefix: str = "claims_", designs: list[str] | None = None, title: str = ""
 ) -> DesignReport:
     """The claims table over every design study in `storage`, and the per-claim figures of `designs`
     (design names; None = all found). Nothing is written here."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import optuna
+from optuna.storages import RDBStorage
+
 from study.analysis.design_report import build_design_report, write_design_report
 from study.analysis.frames import trials_frame
 from study.analysis.report import build_report, images_possible, write_report
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_designs(args: argparse.Namespace, storage, study) -> int:  # type: ignore[no-untyped-def]
+def run_designs(args: argparse.Namespace, storage: RDBStorage, study: optuna.Study | None) -> int:
     """The report of design studies; `study`: the one named by --study-name (its design's figures only)."""
     if args.compare or args.trials:
         raise UserError("--compare and --trials are for ordinary studies, not design studies")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from study.analysis.design_claims import claims_markdown
-from study.analysis.design_report import load_design_studies, storage_claims
+from study.analysis.design_report import DesignStudy, load_design_studies, storage_claims
 from study.designs import DESIGNS, spec_json
 from study.storage import open_storage
 
@@ -20,7 +20,7 @@ PREFIX = "claims_"
 
 
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def studies(tmp_path_factory: pytest.TempPathFactory) -> list[DesignStudy]:
     """The claims_* studies of the committed studies.db, read from a copy (tests never touch the shipped file)."""
     copy = tmp_path_factory.mktemp("shipped") / "studies.db"
     shutil.copyfile(ROOT / "studies.db", copy)
@@ -40,7 +40,7 @@ def _block() -> str:
     return doc.split(BEGIN, 1)[1].split(END, 1)[0]
 
 
-def test_every_preregistered_design_is_shipped_finished_and_as_declared(studies) -> None:  # type: ignore[no-untyped-def]
+def test_every_preregistered_design_is_shipped_finished_and_as_declared(studies: list[DesignStudy]) -> None:
     by_name = {s.design.name: s for s in studies}
     assert sorted(by_name) == sorted(d.name for d in DESIGNS)
     for d in DESIGNS:
@@ -51,7 +51,7 @@ def test_every_preregistered_design_is_shipped_finished_and_as_declared(studies)
         assert len(s.curves) == s.finished, d.name  # ... and carries its learning curves
 
 
-def test_docs_claims_table_is_what_the_report_computes(studies) -> None:  # type: ignore[no-untyped-def]
+def test_docs_claims_table_is_what_the_report_computes(studies: list[DesignStudy]) -> None:
     block = _block()
     table = claims_markdown(storage_claims(studies))
     assert block.strip().startswith(table.strip()), "docs/claims.md is stale: run bash scripts/claims_docs.sh"
