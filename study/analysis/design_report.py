@@ -212,7 +212,7 @@ def _table_html(table: pd.DataFrame) -> str:
             "measure · test · levels": table["measure"] + " · " + table["test"] + " · " + table["levels"],
             "where": table["where"],
             "predicted": [
-                f"{n} {'>' if d > 0 else '<'}= {'+' if d > 0 else '-'}{m:g}"
+                f"{n} {'>' if d > 0 else '<'}= {'+' if d > 0 else '-'}{m:.2f}"
                 for n, d, m in zip(table["effect_name"], table["direction"], table["min_effect"], strict=True)
             ],
             "effect [95% CI]": [
