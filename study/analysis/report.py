@@ -268,6 +268,16 @@ def render_html(report: Report) -> str:
         "<h2>Measures and verdict rules</h2>",
         _definitions(),
     ]
+    parts += figures_html(report)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def figures_html(report: Report, *, notes: dict[str, str] | None = None) -> list[str]:
+    """The figures as HTML, one <h2> per section, plotly.js inlined once (before the first plot).
+
+    notes: file stem -> an HTML line shown under that figure's heading (e.g. its claim's verdict)."""
+    parts = []
     current = None
     for i, (name, fig) in enumerate(report.figures.items()):
         if report.sections.get(name) != current:
@@ -276,6 +286,8 @@ def render_html(report: Report) -> str:
         # The heading and the plot need distinct ids: plotly draws into the first element with its id.
         title = report.titles.get(name, name)
         parts.append(f"<h3 id='{name}'>{html.escape(title)} <a href='#{name}' class='stem'>{name}</a></h3>")
+        if notes and name in notes:
+            parts.append(f"<p class='note'>{notes[name]}</p>")
         parts.append(
             fig.to_html(
                 full_html=False,
@@ -284,8 +296,7 @@ def render_html(report: Report) -> str:
                 default_height=f"{fig.layout.height or IMAGE_SIZE['height']}px",  # no window-high gap
             )
         )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
 
 
 def images_possible() -> bool:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from study.commands.args import add_study_args
+from study.defaults import DEFAULT_STUDY_NAME
 from study.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import RDBStorage
 
 EXAMPLE = """examples:
   mnist-study report --study-name reference --storage sqlite:///studies.db --out /tmp/report
   # writes /tmp/report/index.html (opens offline), every figure as .png and .svg, claims.csv, claims.md
-  mnist-study report --study-name reference --compare other --trials 3,17 --out /tmp/report"""
+  mnist-study report --study-name reference --compare other --trials 3,17 --out /tmp/report
+  mnist-study report --designs all --storage sqlite:///claims.db --out /tmp/claims-report
+  # the designed studies (mnist-study design): claims table (Holm over every design) + per-claim figures"""
 NO_IMAGES = (
     "PNG/SVG images skipped: no Chromium found (install it with bash scripts/setup.sh --with-system-deps "
     "or set BROWSER_PATH; --images makes this an error)"
@@ -38,6 +46,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_study_args(p)
+    p.set_defaults(study_name=None)  # None: the default study, unless --designs is given
+    p.add_argument(
+        "--designs",
+        type=design_list,
+        metavar="all|NAME,...",
+        help="report the design studies in the storage: the claims table over all of them, figures of these",
+    )
+    p.add_argument("--study-prefix", default="claims_", help="design studies are PREFIX + design (default claims_)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     p.add_argument(
         "--compare",
@@ -58,6 +74,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def design_list(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("--designs needs 'all' or design names separated by commas")
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     from study.analysis.frames import trials_frame
     from study.analysis.report import build_report, images_possible, write_report
@@ -65,8 +88,15 @@ def run(args: argparse.Namespace) -> int:
     from study.storage import curve_store, load_study, open_storage
 
     check_output_dir(args.out, REPORT_FILES, suffixes=(".png", ".svg"), storage=args.storage)
+    if args.designs is not None and args.study_name is not None:
+        raise UserError("--study-name and --designs exclude each other")
     storage = open_storage(args.storage, create=False)
-    study = load_study(storage, args.study_name)
+    study = None
+    if args.designs is None:
+        study = load_study(storage, args.study_name or DEFAULT_STUDY_NAME)
+        args.study_name = study.study_name
+    if study is None or "design_spec" in study.user_attrs:
+        return run_designs(args, storage, study)
     compare = {}
     for name in args.compare:
         if name == args.study_name or name in compare:
@@ -81,6 +111,36 @@ def run(args: argparse.Namespace) -> int:
         f"report of {args.study_name!r}: {len(paths)} files in {args.out} "
         f"(index.html, {made}, claims.csv); claims: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
     )
+    if not images and args.images is None:
+        print(NO_IMAGES)
+    return 0
+
+
+def run_designs(args: argparse.Namespace, storage: RDBStorage, study: optuna.Study | None) -> int:
+    from study.analysis.design_report import build_design_report, write_design_report
+    from study.analysis.report import images_possible
+    from study.storage import redact
+
+    """The report of design studies; `study`: the one named by --study-name (its design's figures only)."""
+    if args.compare or args.trials:
+        raise UserError("--compare and --trials are for ordinary studies, not design studies")
+    designs, prefix = (None if args.designs == ["all"] else args.designs), args.study_prefix
+    if study is not None:
+        designs = [study.user_attrs["design"]]
+        name = study.study_name
+        prefix = name[: -len(designs[0])] if name.endswith(designs[0]) else args.study_prefix
+    report = build_design_report(storage, prefix=prefix, designs=designs, title=redact(args.storage))
+    images = args.images if args.images is not None else images_possible()
+    paths = write_design_report(report, args.out, images=images)
+    verdicts = report.claims["verdict"].value_counts().to_dict()
+    n_fig = len(report.figures.figures)
+    made = f"{n_fig} per-claim figures as PNG+SVG" if images else f"{n_fig} per-claim figures in the page"
+    print(
+        f"report of {len(report.studies)} design studies: {len(paths)} files in {args.out} (index.html, {made}, "
+        "claims.csv, claims.md); claims: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+    )
+    for line in report.warnings:
+        print(f"note: {line}")
     if not images and args.images is None:
         print(NO_IMAGES)
     return 0

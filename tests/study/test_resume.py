@@ -35,6 +35,8 @@ def test_kill_9_and_ctrl_c_mid_trial_then_same_command_resumes_to_target(tmp_pat
         "--seed",
         "3",
         *TINY,
+        "--epochs",
+        "500",  # trials of a few seconds: long enough for a signal to land inside one
         *HEARTBEAT,
     )
     names = iter(f"w{i}" for i in range(100))

@@ -83,14 +83,24 @@ def count(ts: list[FrozenTrial], state: TrialState) -> int:
     return sum(t.state == state for t in ts)
 
 
+def space_size(space: str = "article") -> int:
+    """How many params one trial of `space` samples (a kill must land after all of them are stored)."""
+    from mnist_fc.config import RunConfig
+    from study.spaces import SPACES
+
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    SPACES[space](trial, RunConfig())
+    return len(trial.params)
+
+
 def wait_running_trial(
     url: str, study_name: str, *, worker: Worker, min_complete: int, timeout: float = 180
 ) -> FrozenTrial:
-    """A trial `worker` is running, once the study holds `min_complete` COMPLETE trials and the
-    trial has been running for a while (so a kill lands inside training, not between trials)."""
+    """A trial `worker` is running, once the study holds `min_complete` COMPLETE trials and every
+    param of the trial is stored (so a kill lands inside training, not in sampling or between trials)."""
     suffix = f":{worker.proc.pid}"
+    n_params = space_size()
     deadline = time.monotonic() + timeout
-    seen: dict[int, float] = {}
     while time.monotonic() < deadline:
         if worker.proc.poll() is not None:
             raise AssertionError(f"worker exited early (rc {worker.proc.returncode}):\n{worker.output}")
@@ -101,11 +111,10 @@ def wait_running_trial(
             continue
         if count(ts, TrialState.COMPLETE) >= min_complete:
             for t in ts:
-                # params set: the space has been sampled, so training (not sampling) is what a kill interrupts
-                if t.state == TrialState.RUNNING and t.params and str(t.user_attrs.get("worker", "")).endswith(suffix):
-                    first = seen.setdefault(t.number, time.monotonic())
-                    if time.monotonic() - first >= 0.25:
-                        return t
+                # every param stored: the space has been sampled, so training (not sampling) is what a kill hits
+                sampled = len(t.params) >= n_params
+                if t.state == TrialState.RUNNING and sampled and str(t.user_attrs.get("worker", "")).endswith(suffix):
+                    return t
         time.sleep(0.1)
     raise AssertionError(f"no running trial of worker {worker.proc.pid} within {timeout} s:\n{worker.output}")
 
