@@ -20,7 +20,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,13 @@ class PrecisionChoice:
         d = asdict(self)
         d["shapes"] = [{**asdict(s), "fp32_gflops": s.fp32_gflops, "bf16_gflops": s.bf16_gflops} for s in self.shapes]
         return d
+
+    @classmethod
+    def from_summary(cls, d: dict[str, Any]) -> PrecisionChoice:
+        """The choice back from `summary()` (e.g. a trial's or a study's stored attribute)."""
+        keep = {f.name for f in fields(ShapeFigures)}
+        shapes = tuple(ShapeFigures(**{k: v for k, v in s.items() if k in keep}) for s in d.get("shapes", ()))
+        return cls(**{**{k: d[k] for k in (f.name for f in fields(cls)) if k != "shapes"}, "shapes": shapes})
 
     def header(self) -> str:
         """One line for the run's header: 'precision bf16 (auto: bf16 3.1x fp32 ..., cached)'."""

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from mnist_fc.config import DEVICES, PRECISIONS, RunConfig, TrainConfig
 from mnist_fc.data import load_split
+from study.auto_precision import study_precision
 from study.batched_run import optimize_batched
 from study.commands.args import positive_int
 from study.commands.run import threads_per_job
@@ -58,7 +59,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", default="sqlite:///claims.db", help="any Optuna storage URL (default claims.db)")
     p.add_argument("--study-prefix", default="claims_", help="study name = PREFIX + design name (default claims_)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available (default)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto = bf16 on CUDA with bf16, else fp32")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto = measured per study (fp32 for designs that measure oscillation)",
+    )
     p.add_argument("--batch-trials", type=positive_int, default=1, help="train up to K cells at once (default 1)")
     p.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
     p.add_argument("--list", action="store_true", help="print the designs and their predictions, run nothing")
@@ -150,9 +156,9 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
     storage = open_storage(storage_url)
     study = open_design_study(storage, design, prefix)
     split = load_split(dataclasses.replace(base.data, train_size=design.train_size), seed=design.data_seed)
-    objective = DesignObjective(
-        space=design_space(design), base=design_base(design, base), split=split, curves=curve_store(storage)
-    )
+    sp = study_precision(study, design_base(design, base), n_train=len(split.x_train))  # auto: once per study
+    objective = DesignObjective(space=design_space(design), base=sp.base, split=split, curves=curve_store(storage))
+    objective.precision_probe = sp.probe
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -206,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
         study = open_design_study(storage, d, args.study_prefix)
         added = enqueue(study, d)
         print(f"{study.study_name}: {len(expand(d))} cells x seeds, {added} newly enqueued ({_summary(study)})")
+        if header := study_precision(study, design_base(d, base), n_train=d.train_size or 50_000).header:
+            print(f"  {header}")
     print(f"running {len(designs)} designs into {redact(args.storage)} (jobs {args.jobs}, batch {args.batch_trials})")
     start = time.perf_counter()
     names = [d.name for d in designs]

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnist_fc.config import RunConfig, TrainConfig, validate
 from mnist_fc.data import Split, load_split
+from study.auto_precision import study_precision
 from study.batched_run import optimize_batched
 from study.commands.args import add_data_args, add_train_args, data_config, positive_float, positive_int, train_config
 from study.defaults import DEFAULT_SPACE, DEFAULT_STORAGE, DEFAULT_STUDY_NAME, DEFAULT_TRIALS, default_epochs
@@ -218,9 +219,11 @@ def _optimize(
     )
     study = optuna.load_study(study_name=args.study_name, storage=storage, pruner=pruner)
     study.sampler = _sampler(args.sampler, seed=seed, n_stored=len(study.trials))
+    sp = study_precision(study, base, n_train=len(split.x_train))  # auto: decided once per study, recorded
     objective = Objective(
-        space=SPACES[args.space], base=base, split=split, curves=curve_store(storage), pruning=args.pruner != "none"
+        space=SPACES[args.space], base=sp.base, split=split, curves=curve_store(storage), pruning=args.pruner != "none"
     )
+    objective.precision_probe = sp.probe
     if args.until_complete:
         optimize_until_complete(
             study, objective, target=args.until_complete, timeout=args.timeout, poll_s=1.0, callbacks=callbacks
@@ -304,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
         f"pruner {args.pruner}, jobs {args.jobs}, batch {args.batch_trials})",
         flush=True,
     )
+    print(study_precision(study, base, n_train=len(split.x_train)).header or f"precision {base.train.precision}")
     ran: list[FrozenTrial] = []
 
     def note(study: optuna.Study, trial: FrozenTrial) -> None:
