@@ -267,13 +267,16 @@ def bench_overhead(split: Split, *, epochs: int, trials: int) -> dict:
 
         setattr(owner, attr, wrapper)
 
+    from mnist_fc import fullbatch as fullbatch_mod
+    from mnist_fc import runstate as runstate_mod
+
     timed(trainer_mod.RunState, "record", "record")  # per-epoch loss + argmax into device tensors
     timed(trainer_mod.RunState, "check", "check")  # every K: divergence check, validation, trial.report
-    timed(trainer_mod, "evaluate", "evaluate")  # the forward passes on val/train/test inside check and result
+    timed(runstate_mod, "evaluate", "evaluate")  # the forward passes on val/train/test inside check and result
     timed(trainer_mod.RunState, "result", "result")  # curves to host, final train/test metrics
     timed(objective_mod.Objective, "finish", "finish")  # user attrs + one curve row in SQLite
     timed(objective_mod, "train", "total_train")  # whole train() call
-    timed(trainer_mod, "prepare", "prepare")  # data normalisation + copy to device (per trial)
+    timed(fullbatch_mod, "prepare", "prepare")  # data normalisation + copy to device, and the auto decision
 
     base = RunConfig(data=DataConfig(train_size=len(split.x_train)), train=TrainConfig(device="cpu", epochs=epochs))
 
