@@ -63,7 +63,7 @@ def main() -> None:
     train(dataclasses.replace(cfgs[0], train=dataclasses.replace(cfgs[0].train, epochs=2)), split=split)  # warm-up
     wall = {"one at a time": 0.0, "batched": 0.0}
     per_group: dict[str, list[float]] = {k: [] for k in wall}
-    max_diff = 0.0
+    max_diff: dict[float, float] = {}  # by learning rate: large rates amplify rounding (docs/speed.md section 3)
     precisions = set()
     for n, group in enumerate(groups):
         members = [cfgs[i] for i in group]
@@ -78,17 +78,18 @@ def main() -> None:
             spent = time.perf_counter() - t0
             wall[method] += spent
             per_group[method].append(spent)
-        for alone, bat in zip(results["one at a time"], results["batched"], strict=True):
+        for cfg, alone, bat in zip(members, results["one at a time"], results["batched"], strict=True):
             precisions |= {alone.precision, bat.precision}
             diffs = [abs(x - y) for x, y in zip(alone.curves.train_loss, bat.curves.train_loss, strict=True)]
-            max_diff = max(max_diff, *diffs)
+            max_diff[cfg.train.lr] = max(max_diff.get(cfg.train.lr, 0.0), *diffs)
         print(f"  batch {n}: " + ", ".join(f"{m} {per_group[m][-1]:.1f} s" for m in order), flush=True)
     print("\n| method | seconds (wall, all trials) | median s per batch | trials/hour |")
     print("|---|---|---|---|")
     for method, s in wall.items():
         print(f"| {method} | {s:.1f} | {statistics.median(per_group[method]):.2f} | {3600 * len(cfgs) / s:.0f} |")
     print(f"\nbatched / one at a time, trials/hour: {wall['one at a time'] / wall['batched']:.2f}x")
-    print(f"precision: {', '.join(sorted(precisions))}; max |train-loss difference| batched vs alone: {max_diff:.2e}")
+    print(f"precision: {', '.join(sorted(precisions))}; max |train-loss difference| batched vs alone, by lr:")
+    print("  " + ", ".join(f"lr {lr:g}: {d:.1e}" for lr, d in sorted(max_diff.items())))
 
 
 if __name__ == "__main__":
