@@ -35,8 +35,6 @@ def test_kill_9_and_ctrl_c_mid_trial_then_same_command_resumes_to_target(tmp_pat
         "3",
         *TINY,
         *HEARTBEAT,
-        "--precision",  # fp32 named: auto may pick the ~2x faster bf16, and trials must last long enough to
-        "fp32",  # be caught mid-run (they did when auto meant fp32 on a CPU)
     )
     names = iter(f"w{i}" for i in range(100))
 
