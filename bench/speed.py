@@ -6,11 +6,13 @@ Run it alone on the machine (other heavy jobs skew every number):
 
 Sections (each prints a table; --quick shrinks every size for a smoke test):
   probe     what `--precision auto`'s probe (mnist_fc/precision.py) measures and picks for the article's
-            first layer on this machine (fresh, uncached probe; its seconds included)
+            first layer on this machine (fresh probe into a temporary cache, MNIST_STUDY_CACHE_DIR, that the
+            whole bench then uses; its seconds included)
   epoch     ms/epoch of the article config (784-100-30-10 sigmoid, full batch of 50,000, lr 0.1):
             the article's loop re-typed minimal (fp32, nn.Sequential), the project trainer in fp32
-            and bf16, the trainer in the probe's choice, the bound (the two first-layer GEMMs alone in
-            bf16: forward x @ W1^T and weight gradient g^T @ x), optionally torch.compile of the article
+            and bf16, the trainer with precision "auto" (the wired path: runtime.prepare probes), the
+            bound (the two first-layer GEMMs alone in bf16: forward x @ W1^T and weight gradient
+            g^T @ x), optionally torch.compile of the article
             loop, and batched-k (k trials trained as one model) against the same k trained one after
             another, for article-size and small nets. Methods are interleaved round by round and the
             median round is kept, so load from other processes hits all of them alike.
@@ -48,7 +50,7 @@ from mnist_fc.batched import train_batched  # noqa: E402
 from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig, article_preset  # noqa: E402
 from mnist_fc.data import Split, load_split  # noqa: E402
 from mnist_fc.normalize import fit_normalizer  # noqa: E402
-from mnist_fc.precision import choose_precision, cpu_flags, device_name, first_layer_shapes  # noqa: E402
+from mnist_fc.precision import CACHE_ENV, choose_precision, cpu_flags, device_name, first_layer_shapes  # noqa: E402
 from mnist_fc.trainer import train  # noqa: E402
 
 
@@ -117,10 +119,10 @@ def bound_run(split: Split) -> Callable[[int], float]:
 
 
 def bench_probe(split: Split) -> dict:
-    """A fresh probe (temporary cache) on the article's first layer, bf16 allowed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        shapes = first_layer_shapes(len(split.x_train), 784, 100)
-        return choose_precision(torch.device("cpu"), shapes, allow_bf16=True, cache_dir=Path(tmp)).summary()
+    """A fresh probe on the article's first layer, bf16 allowed, into the bench's own (empty) cache: the
+    same entry that `precision="auto"` in the trainer then reads."""
+    shapes = first_layer_shapes(len(split.x_train), 784, 100)
+    return choose_precision(torch.device("cpu"), shapes, allow_bf16=True).summary()
 
 
 def trainer_run(cfg: RunConfig, split: Split) -> Callable[[int], float]:
@@ -157,9 +159,10 @@ def timed_rounds(methods: dict[str, Callable[[int], float]], *, epochs: int, rou
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
-def _members(k: int, h1: int, h2: int) -> list[RunConfig]:
-    """k trials of one shape with different learning rates (as a study's trials differ)."""
-    base = article_preset(device="cpu", eval_every=10)
+def _members(k: int, h1: int, h2: int, precision: str) -> list[RunConfig]:
+    """k trials of one shape with different learning rates (as a study's trials differ), in the precision a
+    study would have decided once for all its trials (study.auto_precision)."""
+    base = article_preset(device="cpu", eval_every=10, precision=precision)
     return [
         dataclasses.replace(
             base,
@@ -170,15 +173,16 @@ def _members(k: int, h1: int, h2: int) -> list[RunConfig]:
     ]
 
 
-def bench_epoch(split: Split, *, epochs: int, rounds: int, k: int, compile_: bool, auto: str) -> list[dict]:
-    art = article_preset(device="cpu", eval_every=10)
+def bench_epoch(split: Split, *, epochs: int, rounds: int, k: int, compile_: bool) -> list[dict]:
+    art = article_preset(device="cpu", eval_every=10)  # precision "auto", as `mnist-study train --preset article`
     fp32 = dataclasses.replace(art, train=dataclasses.replace(art.train, precision="fp32"))
     bf16 = dataclasses.replace(art, train=dataclasses.replace(art.train, precision="bf16"))
+    auto = train(dataclasses.replace(art, train=dataclasses.replace(art.train, epochs=1)), split=split).precision
     methods: dict[str, Callable[[int], float]] = {
         "article loop (fp32, nn.Sequential)": article_loop(split),
         "trainer fp32": trainer_run(fp32, split),
         "trainer bf16": trainer_run(bf16, split),
-        f"trainer, the probe's choice ({auto})": trainer_run(fp32 if auto == "fp32" else bf16, split),
+        f"trainer, precision auto (chose {auto})": trainer_run(art, split),
         "bound: 2 first-layer GEMMs in bf16": bound_run(split),
     }
     if compile_:
@@ -188,8 +192,8 @@ def bench_epoch(split: Split, *, epochs: int, rounds: int, k: int, compile_: boo
         print(f"  (torch.compile first call: {time.perf_counter() - t0:.1f} s)", flush=True)
     per_trial: dict[str, int] = {}
     for label, (h1, h2) in {"article-size 100-30": (100, 30), "small 32-16": (32, 16)}.items():
-        methods[f"{label}: {k} trials one by one"] = sequential_run(_members(k, h1, h2), split)
-        methods[f"{label}: batched-{k}"] = batched_run(_members(k, h1, h2), split)
+        methods[f"{label}: {k} trials one by one"] = sequential_run(_members(k, h1, h2, auto), split)
+        methods[f"{label}: batched-{k}"] = batched_run(_members(k, h1, h2, auto), split)
         per_trial[f"{label}: {k} trials one by one"] = per_trial[f"{label}: batched-{k}"] = k
     sec = timed_rounds(methods, epochs=epochs, rounds=rounds)
     ref = sec["article loop (fp32, nn.Sequential)"]
@@ -263,13 +267,16 @@ def bench_overhead(split: Split, *, epochs: int, trials: int) -> dict:
 
         setattr(owner, attr, wrapper)
 
+    from mnist_fc import fullbatch as fullbatch_mod
+    from mnist_fc import runstate as runstate_mod
+
     timed(trainer_mod.RunState, "record", "record")  # per-epoch loss + argmax into device tensors
     timed(trainer_mod.RunState, "check", "check")  # every K: divergence check, validation, trial.report
-    timed(trainer_mod, "evaluate", "evaluate")  # the forward passes on val/train/test inside check and result
+    timed(runstate_mod, "evaluate", "evaluate")  # the forward passes on val/train/test inside check and result
     timed(trainer_mod.RunState, "result", "result")  # curves to host, final train/test metrics
     timed(objective_mod.Objective, "finish", "finish")  # user attrs + one curve row in SQLite
     timed(objective_mod, "train", "total_train")  # whole train() call
-    timed(trainer_mod, "prepare", "prepare")  # data normalisation + copy to device (per trial)
+    timed(fullbatch_mod, "prepare", "prepare")  # data normalisation + copy to device, and the auto decision
 
     base = RunConfig(data=DataConfig(train_size=len(split.x_train)), train=TrainConfig(device="cpu", epochs=epochs))
 
@@ -384,11 +391,11 @@ def main() -> None:
     print(f"machine: {machine()}\nload average at start: {load()}\n", flush=True)
     out: dict = {"machine": machine()}
     split = load_split(DataConfig(train_size=2000 if q else None), seed=0)
-    auto = "fp32"
+    cache = tempfile.TemporaryDirectory(prefix="speed-probe-")  # a fresh probe, used by every section
+    os.environ[CACHE_ENV] = cache.name
     if "probe" in sections or "epoch" in sections:
         r = bench_probe(split)
         out["probe"] = r
-        auto = r["precision"]
         print("## `--precision auto` probe (fresh cache), article first layer")
         for s in r["shapes"]:
             print(
@@ -398,9 +405,7 @@ def main() -> None:
         print(f"choice: {r['precision']} ({r['reason']}); probe took {r['seconds']:.2f} s\n", flush=True)
     if "epoch" in sections:
         k = 4
-        rows = bench_epoch(
-            split, epochs=2 if q else 10, rounds=1 if q else 3, k=k, compile_=a.compile and not q, auto=auto
-        )
+        rows = bench_epoch(split, epochs=2 if q else 10, rounds=1 if q else 3, k=k, compile_=a.compile and not q)
         out["epoch"] = rows
         print(f"## ms per epoch, article config, full batch of {len(split.x_train)} (median of interleaved rounds)")
         print(
@@ -458,6 +463,7 @@ def main() -> None:
         ]
         print(table(rows, cols), "\n", flush=True)
     print(f"load average at end: {load()}")
+    cache.cleanup()
     if a.json:
         a.json.write_text(json.dumps(out, indent=2))
 

@@ -9,7 +9,9 @@ own modules, optimiser, learning rate, BatchNorm, activation), so no padding or 
 and the trials' gradients never mix: the summed loss has disjoint parameter sets.
 
 What must match for trials to share a batch (see `batch_key`): the data (source, size; in bf16
-also the normalisation), epochs, eval-every, device, precision and determinism. In fp32, members
+and "auto" also the normalisation), epochs, eval-every, device, precision and determinism.
+Precision "auto" is decided once per batch, by a probe of the concatenated first layer (the GEMM
+that runs), so a member's result equals training it alone with `precision` set to the batch's choice. In fp32, members
 with different input normalisations share one tensor of raw pixels: each folds its (x - s) / c into
 its first layer's weight and bias, equal to training alone within float rounding.
 Dropout draws from the global RNG in an order that depends on the batch, so such trials train alone,
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +46,10 @@ def batch_key(cfg: RunConfig) -> Hashable | None:
     # so members with different normalisations share one input tensor; bf16 keeps it in the key, because
     # the fold's cancellation (x W/c - (s/c) W) would cost bf16 digits that training alone keeps.
     data = _with_input_affine(cfg.data, "*") if _resolves_to_fp32(t) else cfg.data
-    return (data, t.epochs, t.eval_every, t.device, t.precision, t.deterministic, t.seed)
+    # "auto" is decided once per batch (one probe over all members' widths: their first layers are one
+    # GEMM), so only members that may decide alike (same allow_bf16_auto) share a batch.
+    auto = t.allow_bf16_auto if t.precision == "auto" else None
+    return (data, t.epochs, t.eval_every, t.device, t.precision, auto, t.deterministic, t.seed)
 
 
 def _with_input_affine(data: DataConfig, normalization: str) -> DataConfig:
@@ -57,6 +63,8 @@ def _input_affine(cfg: RunConfig) -> tuple[str, float, float]:
 
 
 def _resolves_to_fp32(t: TrainConfig) -> bool:
+    """True only when fp32 is certain before training: "auto" may measure bf16 faster (or not, e.g.
+    under load), so it keeps the strict key, and a group's one probe can never split it."""
     try:
         return resolve_precision(t.precision, resolve_device(t.device)) == "fp32"
     except ValueError:  # e.g. cuda asked for but absent: train_batched reports it; keep the strict key here
@@ -82,7 +90,8 @@ def train_batched(
     split: Split | None = None,
     on_eval: Sequence[EvalCallback | None] | None = None,
 ) -> list[TrainResult]:
-    """Train every config in `cfgs` in one loop; the i-th result equals `train(cfgs[i], ...)` alone.
+    """Train every config in `cfgs` in one loop; the i-th result equals `train(cfgs[i], ...)` alone
+    (with precision "auto": alone at the batch's measured choice, `result.precision`).
 
     All configs must share one `batch_key` (ValueError otherwise). A member that diverges or is
     stopped by its callback leaves the batch at that check; the others go on. `seconds` of each
@@ -99,11 +108,12 @@ def train_batched(
     for cfg in cfgs[1:]:
         validate(cfg)  # the members' own values (the first one's are checked by prepare)
     fold = len({_input_affine(c) for c in cfgs}) > 1
+    widths = [c.model.n_units_l1 for c in cfgs]  # "auto" probes the concatenated first layer, once
     if fold:  # one tensor of raw pixels for all; each member normalises inside its first layer
         raw = _with_input_affine(cfgs[0].data, "raw")
-        p = prepare(dataclasses.replace(cfgs[0], data=raw), split)
+        p = prepare(dataclasses.replace(cfgs[0], data=raw), split, widths=widths)
     else:
-        p = prepare(cfgs[0], split)
+        p = prepare(cfgs[0], split, widths=widths)
     torch.manual_seed(cfgs[0].train.seed)
     with run_settings(deterministic=cfgs[0].train.deterministic):
         runs = [RunState(cfg, p.device, cb) for cfg, cb in zip(cfgs, callbacks, strict=True)]
@@ -113,7 +123,7 @@ def train_batched(
                 shift = torch.as_tensor(nz.shift, device=p.device).expand(N_PIXELS)
                 scale = torch.as_tensor(nz.scale, device=p.device).expand(N_PIXELS)
                 run.input_affine = (shift, scale)
-        return _fit_batched(runs, p.data, p.device, p.precision)
+        return _fit_batched(runs, p.data, p.device, p.precision, p.probe)
 
 
 def _folded_first_layer(run: RunState, lin: torch.nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +136,9 @@ def _folded_first_layer(run: RunState, lin: torch.nn.Linear) -> tuple[torch.Tens
     return weight, lin.bias - weight @ shift
 
 
-def _fit_batched(runs: list[RunState], data: DeviceData, device: torch.device, precision: str) -> list[TrainResult]:
+def _fit_batched(
+    runs: list[RunState], data: DeviceData, device: torch.device, precision: str, probe: dict[str, Any] | None
+) -> list[TrainResult]:
     enable_tf32(device)
     firsts = [run.model.linears()[0] for run in runs]
     rests = [run.model.net[1:] for run in runs]  # everything after the first Linear, per trial
@@ -157,4 +169,4 @@ def _fit_batched(runs: list[RunState], data: DeviceData, device: torch.device, p
                 sync(device)
                 seconds[i] = time.perf_counter() - start
     sync(device)
-    return [run.result(data, device, precision, s) for run, s in zip(runs, seconds, strict=True)]
+    return [run.result(data, device, precision, s, probe) for run, s in zip(runs, seconds, strict=True)]

@@ -84,7 +84,12 @@ class TrainConfig:
     eval_every: int = 10  # validation metrics (and divergence check) every K epochs
     seed: int = 0
     device: str = "auto"  # "auto" = cuda when available, else cpu
-    precision: str = "auto"  # "auto" = bf16 on a CUDA GPU that has it, fp32 on CPU
+    # "auto" = whichever of fp32 / bf16 the probe measures faster for this run's first layer on this
+    # device (mnist_fc/precision.py, cached per machine); "fp32" / "bf16" pin it.
+    precision: str = "auto"
+    # May "auto" pick bf16 at all? False for studies whose measures bf16 changes (late-training
+    # oscillation, docs/speed.md section 3): auto then means fp32. Explicit "bf16" is not affected.
+    allow_bf16_auto: bool = True
     deterministic: bool = True  # torch deterministic algorithms (CPU runs repeat bit for bit)
     # Full-batch loops: end the run (a normal finish, not an early stop) at the first check at or after
     # the plateau exit epoch + stop_margin (exit: the loss falls clearly below its plateau, see

@@ -19,16 +19,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """ "auto" -> bf16 on CUDA GPUs that support it; fp32 on CPU.
+    """An explicit precision, checked; "auto" stays "auto" (mnist_fc.runtime decides it by measurement).
 
-    On CPU, whether bf16 beats fp32 is a property of the machine (it was slower on one CPU
-    without AMX and faster on others; bench/speed.py measures it per machine), so bf16 on CPU
-    is opt-in with --precision bf16.
+    Only where no measurement is needed is "auto" answered here: a CUDA GPU without bf16 runs fp32.
     """
-    if name != "auto":
-        if name not in ("fp32", "bf16"):
-            raise ConfigError(f"unknown precision {name!r} (choose from auto, fp32, bf16)")
-        return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "fp32"
+    if name not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"unknown precision {name!r} (choose from auto, fp32, bf16)")
+    if name == "auto" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "fp32"
+    return name

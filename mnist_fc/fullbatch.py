@@ -81,5 +81,5 @@ def _loop(
         if run.diverged or run.stopped or run.margin_reached:
             break
     sync(device)
-    result = run.result(data, device, precision, spent + time.perf_counter() - start)
+    result = run.result(data, device, precision, spent + time.perf_counter() - start, p.probe)
     return Fitted(result=result, model=run.model.eval(), normalizer=data.normalizer)

@@ -103,5 +103,5 @@ def _loop(cfg: RunConfig, p: Prepared, on_eval: EvalCallback | None, log: LogFn 
         if run.done:
             break
     sync(device)
-    result = run.result(data, device, precision, time.perf_counter() - start)
+    result = run.result(data, device, precision, time.perf_counter() - start, p.probe)
     return Fitted(result=result, model=run.model.eval(), normalizer=normalizer)

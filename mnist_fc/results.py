@@ -54,6 +54,9 @@ class TrainResult:
     stopped_early: bool  # by the on_eval callback (a pruner), not by stop_margin
     curves: Curves
     stop_reason: str = "epochs"  # one of STOP_REASONS
+    # precision "auto": what the probe measured and why it chose `precision` (PrecisionChoice.summary());
+    # None when the config named the precision.
+    precision_probe: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """Everything but the curves, JSON-ready."""

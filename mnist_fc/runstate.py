@@ -10,6 +10,7 @@ stopping protocol whichever loop trains it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -129,7 +130,14 @@ class RunState:
         shift, scale = self.input_affine
         return evaluate(self.model, x, y, precision=precision, transform=lambda xb: (xb - shift) / scale)
 
-    def result(self, data: DeviceData, device: torch.device, precision: str, seconds: float) -> TrainResult:
+    def result(
+        self,
+        data: DeviceData,
+        device: torch.device,
+        precision: str,
+        seconds: float,
+        probe: dict[str, Any] | None = None,
+    ) -> TrainResult:
         curves = self.curves
         run = self.epochs_run
         curves.train_loss = self.losses[:run].cpu().tolist()
@@ -157,4 +165,5 @@ class RunState:
             stopped_early=self.stopped,
             curves=curves,
             stop_reason=self.stop_reason,
+            precision_probe=probe,
         )

@@ -7,18 +7,20 @@ Loops (`fullbatch`, `minibatch`, `batched`) import from here; nothing here impor
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_fc.config import RunConfig, validate
+from mnist_fc.config import N_PIXELS, RunConfig, validate
 from mnist_fc.data import Split, load_split
 from mnist_fc.device import resolve_device, resolve_precision
 from mnist_fc.normalize import Normalizer, normalizer_for
+from mnist_fc.precision import choose_precision, first_layer_shapes
 
 EVAL_CHUNK = 16384  # images per evaluation forward pass: bounds memory on big splits
 
@@ -74,17 +76,43 @@ class Prepared:
     precision: str
     split: Split
     data: DeviceData
+    probe: dict[str, Any] | None = None  # with precision "auto": the probe's PrecisionChoice.summary()
 
 
-def prepare(cfg: RunConfig, split: Split | None) -> Prepared:
-    """Validate `cfg` (once per run), resolve device and precision, put the normalised data on the device."""
+def decide_precision(
+    cfg: RunConfig, device: torch.device, *, rows: int, widths: Sequence[int] | None = None
+) -> tuple[str, dict[str, Any] | None]:
+    """(precision, probe summary or None): an explicit precision as given; "auto" by measurement.
+
+    "auto" times this run's own first-layer GEMMs (`rows` x 784 x the summed `widths`, forward and
+    weight gradient) in fp32 and bf16 on `device` (mnist_fc.precision; cached per machine and shape,
+    so it is measured once) and picks bf16 only where it is faster and `cfg.train.allow_bf16_auto`.
+    A batch of trials passes all members' widths: their first layers run as one GEMM, in one precision.
+    """
+    precision = resolve_precision(cfg.train.precision, device)
+    if precision != "auto":
+        return precision, None
+    widths = list(widths) if widths is not None else [cfg.model.n_units_l1]
+    shapes = first_layer_shapes(rows, N_PIXELS, *widths)
+    choice = choose_precision(device, shapes, allow_bf16=cfg.train.allow_bf16_auto)
+    return choice.precision, choice.summary()
+
+
+def prepare(cfg: RunConfig, split: Split | None, *, widths: Sequence[int] | None = None) -> Prepared:
+    """Validate `cfg` (once per run), resolve device and precision, put the normalised data on the device.
+
+    `widths`: the first-layer widths of every trial trained together (batched runs), for "auto".
+    """
     validate(cfg)
     device = resolve_device(cfg.train.device)
-    precision = resolve_precision(cfg.train.precision, device)
     if split is None:
         split = load_split(cfg.data, seed=cfg.train.seed)  # DataConfig.subset_seed, when set, wins
+    rows = len(split.x_train)
+    if cfg.train.batch_size is not None:  # the minibatch loop's GEMMs have batch_size rows
+        rows = min(rows, cfg.train.batch_size)
+    precision, probe = decide_precision(cfg, device, rows=max(rows, 1), widths=widths)
     data = to_device(split, normalizer_for(cfg.data, split.x_train), device, compute_dtype(precision))
-    return Prepared(device, precision, split, data)
+    return Prepared(device, precision, split, data, probe)
 
 
 @torch.no_grad()

@@ -446,6 +446,10 @@ def design_base(design: Design, base: RunConfig | None = None) -> RunConfig:
         common["subset_seed"] = design.data_seed
     if "stop_margin" in _SECTIONS["train"]:
         common["stop_margin"] = design.stop_margin
+    # bf16 changes late-training oscillation (docs/speed.md section 3): "auto" must not pick it for a design
+    # that measures it. A named --precision bf16 still wins.
+    if any(p.measure == "oscillation" for p in design.predictions):
+        common["allow_bf16_auto"] = False
     return _apply(base, {**common, **design.baseline})
 
 

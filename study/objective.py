@@ -46,11 +46,16 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def store_result(trial: optuna.Trial, result: TrainResult) -> None:
+def store_result(trial: optuna.Trial, result: TrainResult, *, precision_probe: dict | None = None) -> None:
+    """RESULT_ATTRS and the config; with precision "auto", also `precision_probe`: the probe's figures
+    and reason (the run's own, or the study's when the study decided auto once: study.auto_precision)."""
     summary = result.summary()
     for key in RESULT_ATTRS:
         trial.set_user_attr(key, summary[key])
     trial.set_user_attr("config", result.config)
+    probe = result.precision_probe or precision_probe
+    if probe is not None:
+        trial.set_user_attr("precision_probe", probe)
 
 
 def initial_saturation(cfg: RunConfig, split: Split) -> list[float]:
@@ -90,6 +95,7 @@ class Objective:
     split: Split
     curves: CurveStore
     pruning: bool = False
+    precision_probe: dict | None = None  # the study's auto-precision decision, stored on every trial
 
     def sample(self, trial: optuna.Trial) -> RunConfig:
         trial.set_user_attr("worker", worker_id())  # which process ran it: crash reports, parallel studies
@@ -114,7 +120,7 @@ class Objective:
         weights), so every path that trains a trial (alone or batched) stores the same measures.
         """
         cfg = RunConfig.from_dict(result.config)
-        store_result(trial, result)
+        store_result(trial, result, precision_probe=self.precision_probe)
         store_measures(trial, cfg, result, initial_saturation(cfg, self.split))
         self.curves.save(
             trial_id=trial._trial_id, study_name=trial.study.study_name, trial_number=trial.number, curves=result.curves

@@ -12,8 +12,15 @@ import pytest
 
 from mnist_fc.config import DataConfig
 from mnist_fc.data import Split, load_split
+from mnist_fc.precision import CACHE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _precision_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`--precision auto`'s probe cache in a session folder (CLI subprocesses inherit it), not in ~/.cache."""
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("precision_cache"))
 
 
 @pytest.fixture(scope="session")

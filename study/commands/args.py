@@ -133,7 +133,10 @@ def add_train_args(p: argparse.ArgumentParser, *, epochs_help: str, seed_help: s
     g.add_argument("--seed", type=seed_int, default=0, help=f"{seed_help} (default 0)")
     g.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available (default)")
     g.add_argument(
-        "--precision", choices=PRECISIONS, default="auto", help="auto = bf16 on a CUDA GPU with bf16, fp32 on CPU"
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto = the faster of fp32 and bf16 as measured on this machine (cached probe)",
     )
 
 

@@ -33,7 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", default="sqlite:///claims.db", help="any Optuna storage URL (default claims.db)")
     p.add_argument("--study-prefix", default="claims_", help="study name = PREFIX + design name (default claims_)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available (default)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto = bf16 on CUDA with bf16, else fp32")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto = measured per study (fp32 for designs that measure oscillation)",
+    )
     p.add_argument("--batch-trials", type=positive_int, default=1, help="train up to K cells at once (default 1)")
     p.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
     p.add_argument("--list", action="store_true", help="print the designs and their predictions, run nothing")

@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     split = load_split(cfg.data, seed=cfg.train.seed)
     result = train(cfg, split=split, log=lambda line: print(line, file=out, flush=True), log_every=log_every)
     summary = result.summary()
+    if result.precision_probe:  # precision "auto": what the probe measured and chose (also in --json)
+        from mnist_fc.precision import PrecisionChoice
+
+        print(PrecisionChoice.from_summary(result.precision_probe).header(), file=out, flush=True)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from mnist_fc.config import RunConfig, TrainConfig
 from mnist_fc.data import load_split
+from study.auto_precision import study_precision
 from study.design_spec import Design
 from study.designs import (
     DESIGNS,
@@ -122,9 +123,9 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
     storage = open_storage(storage_url)
     study = open_design_study(storage, design, prefix)
     split = load_split(dataclasses.replace(base.data, train_size=design.train_size), seed=design.data_seed)
-    objective = DesignObjective(
-        space=design_space(design), base=design_base(design, base), split=split, curves=curve_store(storage)
-    )
+    sp = study_precision(study, design_base(design, base), n_train=len(split.x_train))  # auto: once per study
+    objective = DesignObjective(space=design_space(design), base=sp.base, split=split, curves=curve_store(storage))
+    objective.precision_probe = sp.probe
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -185,6 +186,8 @@ def run_designs(
         study = open_design_study(opened, d, prefix)
         added = enqueue(study, d)
         echo(f"{study.study_name}: {len(expand(d))} cells x seeds, {added} newly enqueued ({state_summary(study)})")
+        if header := study_precision(study, design_base(d, base), n_train=d.train_size or 50_000).header:
+            echo(f"  {header}")
     echo(f"running {len(designs)} designs into {redact(storage)} (jobs {jobs}, batch {batch_trials})")
     start = time.perf_counter()
     names = [d.name for d in designs]

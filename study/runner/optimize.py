@@ -28,6 +28,7 @@ from mnist_fc.config import DataConfig, RunConfig, TrainConfig, validate
 from mnist_fc.data import Split, load_split
 from mnist_fc.errors import ConfigError
 from study import interrupt
+from study.auto_precision import study_precision
 from study.defaults import (
     DEFAULT_BATCH_TRIALS,
     DEFAULT_JOBS,
@@ -203,13 +204,15 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
     pruner = make_pruner(plan.pruner, epochs=b.epochs, report_every=report_every(b.epochs, b.eval_every))
     study = optuna.load_study(study_name=plan.study_name, storage=storage, pruner=pruner)
     study.sampler = _sampler(plan.sampler, seed=seed, n_stored=len(study.trials))
+    sp = study_precision(study, plan.base, n_train=len(split.x_train))  # auto: decided once per study, recorded
     objective = Objective(
         space=SPACES[plan.space],
-        base=plan.base,
+        base=sp.base,
         split=split,
         curves=curve_store(storage),
         pruning=plan.pruner != "none",
     )
+    objective.precision_probe = sp.probe
     started: set[int] = set()  # trial numbers this process ran, whether or not they got their "worker" attr
 
     def objective_here(trial: optuna.Trial) -> float:
@@ -349,6 +352,9 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
         f"study {study.study_name!r} in {redact(plan.storage)}: {len(stored)} trials stored ({complete} complete), "
         f"running {todo} ({plan.base.train.epochs} epochs each, train size {len(split.x_train)}, "
         f"pruner {plan.pruner}, jobs {plan.jobs}, batch {plan.batch_trials})"
+    )
+    echo(
+        study_precision(study, plan.base, n_train=len(split.x_train)).header or f"precision {plan.base.train.precision}"
     )
     if plan.jobs > 1:
         workers = run_jobs(plan)

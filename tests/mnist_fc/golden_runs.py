@@ -61,17 +61,19 @@ def _stop_at(epoch: int):
 
 
 def fullbatch_configs() -> dict[str, RunConfig]:
-    article = article_preset(epochs=40, device="cpu", eval_every=10)
+    article = article_preset(epochs=40, device="cpu", precision="fp32", eval_every=10)
     article = dataclasses.replace(article, data=SMALL)
     moving = RunConfig(
         model=ModelConfig(n_units_l1=48, n_units_l2=24, batchnorm=True),
         data=dataclasses.replace(SMALL, normalization="per_pixel"),
-        train=TrainConfig(device="cpu", epochs=30, lr=1.0, momentum=0.5, weight_decay=1e-4, eval_every=7, seed=3),
+        train=TrainConfig(
+            device="cpu", precision="fp32", epochs=30, lr=1.0, momentum=0.5, weight_decay=1e-4, eval_every=7, seed=3
+        ),
     )
     diverging = RunConfig(
         model=ModelConfig(activation="relu", init_std=1.0),
         data=dataclasses.replace(SMALL, normalization="raw"),
-        train=TrainConfig(device="cpu", epochs=50, lr=1e6, eval_every=5),
+        train=TrainConfig(device="cpu", precision="fp32", epochs=50, lr=1e6, eval_every=5),
     )
     return {
         "article": article,
@@ -82,7 +84,7 @@ def fullbatch_configs() -> dict[str, RunConfig]:
 
 
 def batched_members() -> list[RunConfig]:
-    base = RunConfig(data=SMALL, train=TrainConfig(device="cpu", epochs=20, eval_every=5, seed=1))
+    base = RunConfig(data=SMALL, train=TrainConfig(device="cpu", precision="fp32", epochs=20, eval_every=5, seed=1))
 
     def member(h1: int, h2: int, lr: float, **model: Any) -> RunConfig:
         return dataclasses.replace(
@@ -114,9 +116,17 @@ def minibatch_configs() -> dict[str, RunConfig]:
         aug_shift=2.0,
         aug_rotate=5.0,
         seed=2,
+        precision="fp32",
     )
     nesterov = TrainConfig(
-        device="cpu", epochs=4, eval_every=1, optimizer="nesterov", momentum=0.9, lr=0.05, batch_size=100
+        device="cpu",
+        precision="fp32",
+        epochs=4,
+        eval_every=1,
+        optimizer="nesterov",
+        momentum=0.9,
+        lr=0.05,
+        batch_size=100,
     )
     return {
         "adamw_onecycle_aug": RunConfig(model=dataclasses.replace(model, dropout=0.1), data=data, train=adamw),

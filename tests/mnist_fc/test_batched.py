@@ -9,7 +9,10 @@ from mnist_fc.batched import batch_key, group_by_key, train_batched
 from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from mnist_fc.trainer import train
 
-BASE = RunConfig(data=DataConfig(train_size=2000), train=TrainConfig(device="cpu", epochs=20, eval_every=10))
+# fp32 named: "auto" is decided by measurement (bf16 on some machines); these tests are about fp32 batching.
+BASE = RunConfig(
+    data=DataConfig(train_size=2000), train=TrainConfig(device="cpu", precision="fp32", epochs=20, eval_every=10)
+)
 
 
 def _member(h1: int, h2: int, *, lr: float, **model) -> RunConfig:

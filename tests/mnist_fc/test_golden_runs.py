@@ -44,24 +44,34 @@ def _nan_safe(x: Any) -> Any:
 # Fields added after the golden file was written, with the value that reproduces the old behaviour.
 ADDED_CONFIG = {
     "data": {"subset_seed": None, "input_shift": 0.0, "input_scale": 1.0},
-    "train": {"stop_margin": None},
+    "train": {"stop_margin": None, "allow_bf16_auto": True},
 }
 
 
 def _strip_additions(x: Any) -> Any:
-    """Drop the fields added since the golden runs, after checking each holds its old-behaviour value."""
+    """Drop the fields added since the golden runs, after checking each holds its old-behaviour value.
+
+    Two renames: the golden configs said precision "auto", which then meant fp32 on a CPU; auto is now
+    measured (it may pick bf16), so the configs name fp32 and the stored result must say fp32. And
+    ModelConfig.fan_in_scaling (bool) became init_scaling ("sqrt_fan_in" = True, "none" = False).
+    """
     if isinstance(x, dict):
         if "summary" in x:
             s = x["summary"]
             reason = s.pop("stop_reason")
             assert reason == ("diverged" if s["diverged"] else "callback" if s["stopped_early"] else "epochs")
+            assert s.pop("precision_probe") is None  # precision named: no probe ran
             for part, fields in ADDED_CONFIG.items():
                 for key, value in fields.items():
                     assert s["config"][part].pop(key) == value
-            # init_scaling replaced the bool fan_in_scaling ("sqrt_fan_in" was True, "none" False)
-            scaling = s["config"]["model"].pop("init_scaling")
+            train = s["config"]["train"]
+            if train["precision"] == "fp32":
+                assert s["precision"] == "fp32"
+                train["precision"] = "auto"
+            model = s["config"]["model"]
+            scaling = model.pop("init_scaling")
             assert scaling in ("none", "sqrt_fan_in")
-            s["config"]["model"]["fan_in_scaling"] = scaling == "sqrt_fan_in"
+            model["fan_in_scaling"] = scaling == "sqrt_fan_in"
         return {k: _strip_additions(v) for k, v in x.items()}
     if isinstance(x, list):
         return [_strip_additions(v) for v in x]
