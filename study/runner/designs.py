@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from mnist_fc.config import RunConfig, TrainConfig
 from mnist_fc.data import load_split
+from mnist_fc.results import TrainResult
 from study.auto_precision import study_precision
 from study.design_spec import Design
 from study.designs import (
@@ -100,18 +101,29 @@ class DesignObjective(Objective):
 
     heartbeat_s: float = HEARTBEAT_SECONDS
 
+    def _alive(self) -> dict[int, optuna.Trial]:
+        """Trials sampled and not yet finished: a batch member that stopped early (plateau margin) waits
+        for its batch without callbacks of its own, so every callback beats for all of them."""
+        return self.__dict__.setdefault("_alive_trials", {})
+
     def sample(self, trial: optuna.Trial) -> RunConfig:
         heartbeat(trial, 0.0)  # from the start: a trial killed before its first evaluation must go stale too
+        self._alive()[trial._trial_id] = trial
         return super().sample(trial)
 
     def on_eval(self, trial, cfg):  # type: ignore[no-untyped-def]
         inner = super().on_eval(trial, cfg)
 
         def callback(epoch: int, metrics: dict[str, float]) -> bool:
-            heartbeat(trial, self.heartbeat_s / 2)
+            for alive in list(self._alive().values()):
+                heartbeat(alive, self.heartbeat_s / 2)
             return inner(epoch, metrics)
 
         return callback
+
+    def finish(self, trial: optuna.Trial, result: TrainResult) -> float:
+        self._alive().pop(trial._trial_id, None)
+        return super().finish(trial, result)
 
 
 def _count(study: optuna.Study, *states: TrialState) -> int:

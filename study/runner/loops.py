@@ -73,6 +73,11 @@ def _tell(study: optuna.Study, objective: Objective, trial: optuna.Trial, result
     return study.tell(trial, value)
 
 
+def _finished(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """Whether the storage already holds `trial` as finished (e.g. failed as stale by another worker)."""
+    return study._storage.get_trial(trial._trial_id).state.is_finished()
+
+
 def optimize_batched(
     study: optuna.Study,
     objective: Objective,
@@ -99,12 +104,15 @@ def optimize_batched(
                 else:
                     results = train_batched([cfgs[i] for i in group], split=objective.split, on_eval=on_eval)
                 for i, result in zip(group, results, strict=True):
-                    frozen = _tell(study, objective, trials[i], result)
                     told.add(i)
+                    try:
+                        frozen = _tell(study, objective, trials[i], result)
+                    except optuna.exceptions.UpdateFinishedTrialError:
+                        continue  # another worker failed it as stale and re-queued it: that copy runs again
                     for callback in callbacks:
                         callback(study, frozen)
         finally:  # a crash or Ctrl-C must not leave trials RUNNING forever (ask/tell has no heartbeat)
             for i, trial in enumerate(trials):
-                if i not in told:
+                if i not in told and not _finished(study, trial):
                     study.tell(trial, state=TrialState.FAIL)
         done += len(trials)
