@@ -19,10 +19,10 @@ from study.analysis import design_report as dr
 from study.analysis import stats as st
 from study.analysis.frames import trials_frame
 from study.cli import main
-from study.commands.design import open_design_study, run_design
 from study.design_spec import Design, Prediction
 from study.designs import DESIGNS, spec_json
 from study.errors import UserError
+from study.runner.designs import open_design_study, run_design
 from study.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
