@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from mnist_fc.config import RunConfig
 from mnist_fc.runstate import RunState
 
 FORMAT = 1  # bump when the stored fields change
@@ -60,8 +61,11 @@ def restore(path: Path, run: RunState) -> float:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a mnist_fc checkpoint (format {FORMAT})")
-    if state["config"] != run.cfg.to_dict():
-        diff = _config_diff(state["config"], run.cfg.to_dict())
+    # Through from_dict: a checkpoint written before a config field existed gets that field's default,
+    # which is the behaviour it was trained with (e.g. the article run started before input_shift).
+    stored = RunConfig.from_dict(state["config"]).to_dict()
+    if stored != run.cfg.to_dict():
+        diff = _config_diff(stored, run.cfg.to_dict())
         raise CheckpointError(f"checkpoint {path} is for another configuration ({diff}); delete it or use another path")
     device = run.losses.device
     e = int(state["epoch"])
