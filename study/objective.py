@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
@@ -96,6 +97,9 @@ class Objective:
     curves: CurveStore
     pruning: bool = False
     precision_probe: dict | None = None  # the study's auto-precision decision, stored on every trial
+    # Called at every evaluation (trial number, epoch, epochs, validation accuracy): progress within a
+    # long trial (study.runner.progress.TrialLog.epoch shows it on the terminal's bar).
+    progress: Callable[[int, int, int, float], None] | None = None
 
     def sample(self, trial: optuna.Trial) -> RunConfig:
         trial.set_user_attr("worker", worker_id())  # which process ran it: crash reports, parallel studies
@@ -106,6 +110,8 @@ class Objective:
         every = report_every(cfg.train.epochs, cfg.train.eval_every)
 
         def callback(epoch: int, metrics: dict[str, float]) -> bool:
+            if self.progress is not None:
+                self.progress(trial.number, epoch, cfg.train.epochs, metrics["val_accuracy"])
             if epoch % every and epoch != cfg.train.epochs:
                 return False
             trial.report(metrics["val_accuracy"], epoch)

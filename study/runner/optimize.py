@@ -213,6 +213,7 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
         pruning=plan.pruner != "none",
     )
     objective.precision_probe = sp.probe
+    objective.progress = log.epoch  # epochs within a long trial, on a terminal bar
     started: set[int] = set()  # trial numbers this process ran, whether or not they got their "worker" attr
 
     def objective_here(trial: optuna.Trial) -> float:

@@ -59,6 +59,11 @@ class TrialLog:
         else:
             print(f"{self.prefix}{trial_line(trial)}", flush=True)
 
+    def epoch(self, number: int, epoch: int, epochs: int, val_accuracy: float) -> None:
+        """Progress inside a long trial, on the bar only (a log gets its line when the trial ends)."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"trial {number}: epoch {epoch}/{epochs}, val {val_accuracy:.4f}")
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

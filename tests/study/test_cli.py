@@ -267,3 +267,21 @@ def test_runner_is_callable_from_python(tmp_path):
     assert summary.ran.startswith("1 trial (") and lines[0].startswith("study 'py'")
     with pytest.raises(UserError, match="--trials or --until-complete"):
         run_study(dataclasses.replace(plan, until_complete=3))
+
+
+def test_progress_bar_shows_epochs_within_a_long_trial() -> None:
+    """On a terminal the bar's postfix follows the running trial's epochs (a log only gets finished trials)."""
+    from study.runner.progress import TrialLog
+
+    log = TrialLog(total=3, bar=False)
+    log.epoch(0, 10, 300, 0.5)  # no bar (not a terminal): nothing happens, nothing printed
+
+    class Bar:
+        text = ""
+
+        def set_postfix_str(self, s: str) -> None:
+            self.text = s
+
+    log._bar = Bar()
+    log.epoch(4, 120, 300, 0.8123)
+    assert log._bar.text == "trial 4: epoch 120/300, val 0.8123"

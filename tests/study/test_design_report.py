@@ -4,7 +4,6 @@ table over all of them, per-claim figures drawn in a real browser, and the shipp
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -178,29 +177,9 @@ def test_one_preregistered_study_brings_the_whole_preregistered_family_and_flags
 
 
 def test_design_report_page_draws_every_figure_in_a_real_browser(report_dir: Path, tmp_path: Path) -> None:
-    import html as html_mod
-    import re
-    import shutil
+    from tests.study.test_report import probe_page
 
-    from tests.study.test_dashboard_browser import CHROMIUM_FLAGS
-    from tests.study.test_report import PROBE
-
-    browser = shutil.which("chromium")
-    if browser is None:
-        pytest.fail("chromium not installed: run bash scripts/setup.sh --with-system-deps")
-    page = tmp_path / "index.html"
-    page.write_text((report_dir / "index.html").read_text().replace("</body>", PROBE + "</body>"))
-    cmd = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900"]
-    dom = subprocess.run(
-        [*cmd, "--virtual-time-budget=30000", "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    ).stdout
-    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
-    assert found, "the probe did not run: the page did not load"
-    probe = json.loads(html_mod.unescape(found.group(1)))
+    probe, _, _ = probe_page(report_dir / "index.html", tmp_path)
     assert sorted(probe["plots"]) == sorted(f"plot-{n}" for n in FIGURES)
     for div, p in probe["plots"].items():
         assert p["div"][0] > 500 and p["div"][1] > 300, (div, p)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -246,9 +247,9 @@ window.addEventListener('load', () => setTimeout(() => {
 </script>"""
 
 
-def test_report_page_draws_every_figure_in_a_real_browser(report_dir: Path, tmp_path: Path) -> None:
-    """Headless Chromium opens the page: every figure has a drawn plot of non-zero size, no heading
-    holds a plot, and a screenshot is saved for a human to look at."""
+def probe_page(index: Path, tmp_path: Path) -> tuple[dict, list[str], Path]:
+    """Open `index` in headless Chromium with PROBE appended; return what the page drew (per plot div:
+    size, svg/container/mark counts; per heading: svgs inside), the browser command, and the probed page."""
     import html as html_mod
     import re
     import shutil
@@ -260,7 +261,7 @@ def test_report_page_draws_every_figure_in_a_real_browser(report_dir: Path, tmp_
     if browser is None:
         pytest.fail("chromium not installed: run bash scripts/setup.sh --with-system-deps")
     page = tmp_path / "index.html"
-    page.write_text((report_dir / "index.html").read_text().replace("</body>", PROBE + "</body>"))
+    page.write_text(index.read_text().replace("</body>", PROBE + "</body>"))
     common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900"]
     dom = subprocess.run(
         [*common, "--virtual-time-budget=30000", "--dump-dom", page.as_uri()],
@@ -271,7 +272,13 @@ def test_report_page_draws_every_figure_in_a_real_browser(report_dir: Path, tmp_
     ).stdout
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
     assert found, "the probe did not run: the page did not load"
-    probe = json.loads(html_mod.unescape(found.group(1)))
+    return json.loads(html_mod.unescape(found.group(1))), common, page
+
+
+def test_report_page_draws_every_figure_in_a_real_browser(report_dir: Path, tmp_path: Path) -> None:
+    """Headless Chromium opens the page: every figure has a drawn plot of non-zero size, no heading
+    holds a plot, and a screenshot is saved for a human to look at."""
+    probe, common, page = probe_page(report_dir / "index.html", tmp_path)
     assert sorted(probe["plots"]) == sorted(f"plot-{n}" for n in EXPECTED_FIGURES)
     for div, p in probe["plots"].items():
         assert p["div"][0] > 500 and p["div"][1] > 300, (div, p)  # laid out at a readable size
