@@ -291,6 +291,7 @@ def open_storage(
             except sqlite3.Error as e:
                 raise UserError(f"cannot open SQLite storage {db}: {e}") from None
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None}
+        kwargs["poolclass"] = sa.pool.NullPool  # one connection per session: threads (heartbeat) never share one
     last: Exception | None = None
     for attempt in range(INIT_ATTEMPTS):
         try:

@@ -92,7 +92,17 @@ def requeue_interrupted(
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     again = []
     for t in trials:
-        if (t.user_attrs.get("worker") != worker and t.number not in numbers) or t.number in retried:
+        # A Ctrl-C inside Optuna's ask() leaves a trial RUNNING before any of our code saw it: no
+        # "worker" attr, started since we did. It can only be ours, or another worker's in the few
+        # milliseconds before it stores its worker attr; the first is far likelier, and a trial
+        # failed by mistake is re-queued with its params all the same.
+        orphan = (
+            t.state == TrialState.RUNNING
+            and "worker" not in t.user_attrs
+            and t.datetime_start is not None
+            and t.datetime_start >= since
+        )
+        if (t.user_attrs.get("worker") != worker and t.number not in numbers and not orphan) or t.number in retried:
             continue
         if t.state == TrialState.RUNNING:
             failed = _fail(study, t)

@@ -36,7 +36,9 @@ def test_kill_9_and_ctrl_c_mid_trial_then_same_command_resumes_to_target(tmp_pat
         "3",
         *TINY,
         "--epochs",
-        "500",  # trials of a few seconds: long enough for a signal to land inside one
+        "500",  # trials of a few seconds (fp32: bf16 would be faster): long enough for a signal to land inside one
+        "--precision",
+        "fp32",
         *HEARTBEAT,
     )
     names = iter(f"w{i}" for i in range(100))
@@ -93,7 +95,8 @@ def test_kill_9_then_rerun_with_trials_leaves_no_trial_running(tmp_path: Path) -
     """Issue 12: the killed trial stayed RUNNING after the rerun ended (it waited for the heartbeat grace).
     A dead pid on this host is dead now: the rerun fails and re-queues it at once, default grace or not."""
     url = f"sqlite:///{tmp_path / 'dead.db'}"
-    command = ("--storage", url, "--study-name", "dead", "--seed", "5", *TINY)  # default heartbeat: 30 s
+    # default heartbeat: 30 s; fp32 and 500 epochs: trials long enough for a kill to land inside one
+    command = ("--storage", url, "--study-name", "dead", "--seed", "5", *TINY, "--epochs", "500", "--precision", "fp32")
     names = iter(f"w{i}" for i in range(10))
 
     def start() -> Worker:

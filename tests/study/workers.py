@@ -111,7 +111,7 @@ def wait_running_trial(
             continue
         if count(ts, TrialState.COMPLETE) >= min_complete:
             for t in ts:
-                # every param stored: the space has been sampled, so training (not sampling) is what a kill hits
+                # every param committed: the space is sampled, so training (not sampling) is what a kill hits
                 sampled = len(t.params) >= n_params
                 if t.state == TrialState.RUNNING and sampled and str(t.user_attrs.get("worker", "")).endswith(suffix):
                     return t
