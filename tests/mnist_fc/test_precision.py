@@ -117,7 +117,8 @@ def test_real_timer_measures_small_shapes(tmp_path):
     """The wall-clock timer on tiny GEMMs: positive figures, cached; which precision wins is not asserted."""
     c = P.choose_precision(CPU, [(256, 784, 16)], allow_bf16=True, cache_dir=tmp_path)
     (s,) = c.shapes
-    assert s.fp32_seconds > 0 and s.bf16_seconds > 0 and c.precision in ("fp32", "bf16")
+    assert all(t > 0 for t in (s.fp32_seconds, s.bf16_seconds))  # timed, no bound
+    assert c.precision in ("fp32", "bf16")
     assert P.choose_precision(CPU, [(256, 784, 16)], allow_bf16=True, cache_dir=tmp_path).cache_hit
 
 
