@@ -386,11 +386,13 @@ def evaluate_claims(trials: pd.DataFrame, claims: tuple[Claim, ...] = CLAIMS) ->
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
-def _fmt(x: float, digits: int = 2) -> str:
+def fmt_signed(x: float, digits: int = 2) -> str:
+    """A signed number for a claims table cell; an em dash when there is none."""
     return "—" if not math.isfinite(x) else f"{x:+.{digits}f}"
 
 
-def _fmt_p(p: float) -> str:
+def fmt_p(p: float) -> str:
+    """A p-value for a claims table cell: '<0.001' below that, an em dash when there is none."""
     if not math.isfinite(p):
         return "—"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
@@ -403,10 +405,10 @@ def claims_markdown(table: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples(index=False):
-        ci = "" if not math.isfinite(r.ci_low) else f" [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
-        stat = f"{r.statistic} {_fmt(r.value)}{ci}" if r.statistic else "—"
+        ci = "" if not math.isfinite(r.ci_low) else f" [{fmt_signed(r.ci_low)}, {fmt_signed(r.ci_high)}]"
+        stat = f"{r.statistic} {fmt_signed(r.value)}{ci}" if r.statistic else "—"
         lines.append(
-            f"| {r.id} | {r.claim} | {r.measure} | {r.expected} | {stat} | {_fmt_p(r.p_value)} | {r.n} | "
+            f"| {r.id} | {r.claim} | {r.measure} | {r.expected} | {stat} | {fmt_p(r.p_value)} | {r.n} | "
             f"**{r.verdict}** |"
         )
     return "\n".join(lines) + "\n"

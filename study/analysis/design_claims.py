@@ -26,6 +26,7 @@ import pandas as pd
 from mnist_fc.measures import MEASURE_NAMES, curve_measures
 from mnist_fc.trainer import Curves
 from study.analysis import stats as st
+from study.analysis.claims import fmt_p, fmt_signed
 from study.analysis.stats import Sample, StatResult
 from study.design_spec import TESTS, Design, Prediction
 
@@ -303,16 +304,6 @@ def claims_table(designs: Sequence[Design], frames: Mapping[str, pd.DataFrame]) 
     return _judge(pd.DataFrame(rows, columns=list(COLUMNS)))
 
 
-def _num(x: float, digits: int = 2) -> str:
-    return "—" if not math.isfinite(x) else f"{x:+.{digits}f}"
-
-
-def _p(p: float) -> str:
-    if not math.isfinite(p):
-        return "—"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def claims_markdown(table: pd.DataFrame) -> str:
     """The table as Markdown (the docs paste it; a test can check it is what the report computes)."""
     lines = [
@@ -320,7 +311,7 @@ def claims_markdown(table: pd.DataFrame) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples(index=False):
-        ci = f" [{_num(r.ci_low)}, {_num(r.ci_high)}]" if math.isfinite(r.ci_low) else ""
+        ci = f" [{fmt_signed(r.ci_low)}, {fmt_signed(r.ci_high)}]" if math.isfinite(r.ci_low) else ""
         sign = ">" if r.direction > 0 else "<"
         bound = f"{'+' if r.direction > 0 else '-'}{r.min_effect:g}"
         predicted = f"{r.effect_name} {sign}= {bound}"
@@ -329,7 +320,7 @@ def claims_markdown(table: pd.DataFrame) -> str:
         note = f"<br>{r.note}" if r.note else ""
         lines.append(
             f"| {r.claim} | {r.statement} | {r.measure} · {r.test} · {r.levels}{where}{primary} | {predicted} | "
-            f"{_num(r.effect)}{ci} | {_p(r.p_value)} | {_p(r.p_holm)} | {r.n} | **{r.verdict}**{note} |"
+            f"{fmt_signed(r.effect)}{ci} | {fmt_p(r.p_value)} | {fmt_p(r.p_holm)} | {r.n} | **{r.verdict}**{note} |"
         )
     return "\n".join(lines) + "\n"
 

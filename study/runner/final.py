@@ -30,6 +30,7 @@ from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, t
 from mnist_fc.minibatch import fit
 from mnist_fc.model import FCNet
 from mnist_fc.normalize import Normalizer
+from mnist_fc.precision import device_name
 from mnist_fc.trainer import TrainResult
 from study.defaults import DEFAULT_JOBS, DEFAULT_STUDY_NAME, FINAL_OUT, FINAL_PROGRESS_LINES, FINAL_SEEDS, ONNX_ATOL
 from study.defaults import default_storage as _default_storage
@@ -60,16 +61,8 @@ class FinalResult:
 
 def hardware() -> dict[str, Any]:
     """Where the model was trained, for the JSON record."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     info = {
-        "cpu": cpu,
+        "cpu": device_name(torch.device("cpu")),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,

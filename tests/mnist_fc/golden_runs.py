@@ -24,6 +24,7 @@ import torch
 from mnist_fc.batched import train_batched
 from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig, article_preset
 from mnist_fc.minibatch import fit
+from mnist_fc.precision import device_name
 from mnist_fc.trainer import train
 
 GOLDEN = Path(__file__).with_name("golden_runs.json")
@@ -32,15 +33,7 @@ SMALL = DataConfig(train_size=1000)
 
 def machine() -> dict[str, str]:
     """What exact float results depend on: the CPU's kernels and the torch build."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "arch": platform.machine(), "torch": torch.__version__}
+    return {"cpu": device_name(torch.device("cpu")), "arch": platform.machine(), "torch": torch.__version__}
 
 
 def _record(result: Any) -> dict[str, Any]:
