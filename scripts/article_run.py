@@ -12,6 +12,14 @@ passed 99%, machine).
 
 Validation images are part of the training set here (the article trained on all 60,000), so the
 "val" numbers are not held out; the test set (10,000 images) is.
+
+The same long, resumable run also serves the article-*space* accuracy runs (docs/accuracy.md): the
+model and learning-rate flags override the article's values one by one (sigmoid and plain full-batch
+gradient descent stay), `--hold-out-validation` trains on the 50,000 training images only so that
+choices are made on the 10,000 validation images, and `--no-test` leaves every test figure out of the
+output (selection runs must not see it).
+
+    python scripts/article_run.py --batchnorm --lr 10 --hold-out-validation --no-test --out runs/x
 """
 
 from __future__ import annotations
@@ -19,15 +27,31 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import sys
 from pathlib import Path
 
 import torch
 
-from mnist_fc.config import ARTICLE_EPOCHS, PRECISIONS, DataConfig, article_preset
+from mnist_fc.config import (
+    ARTICLE_EPOCHS,
+    INIT_SCALINGS,
+    NORMALIZATIONS,
+    PRECISIONS,
+    DataConfig,
+    RunConfig,
+    article_preset,
+)
+from mnist_fc.precision import cpu_flags, device_name
 from mnist_fc.trainer import fit
 
+MODEL_FLAGS = {  # flag -> (type, help)
+    "n-units-l1": (int, "first hidden layer width (article: 100)"),
+    "n-units-l2": (int, "second hidden layer width (article: 30)"),
+    "init-mean": (float, "weight init mean (article: 0.01)"),
+    "init-std": (float, "weight init std (article: 0.1)"),
+}
 ARTICLE_LOG_EVERY = 300  # the article printed every 300 epochs
 TRAIN_ACCURACY_MARK = 0.99
 
@@ -43,6 +67,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=ARTICLE_LOG_EVERY, help="epochs between log lines (default 300)")
     p.add_argument("--train-size", type=int, help="a stratified subsample instead of all 60,000 (quick checks)")
     p.add_argument("--out", type=Path, required=True, help="folder for curves.json and result.json")
+    g = p.add_argument_group("article-space overrides (default: the article's value)")
+    for flag, (kind, text) in MODEL_FLAGS.items():
+        g.add_argument(f"--{flag}", type=kind, help=text)
+    g.add_argument("--init-scaling", choices=INIT_SCALINGS)
+    g.add_argument("--init-distribution", choices=("normal", "uniform"))
+    g.add_argument("--batchnorm", action="store_true", help="BatchNorm1d after each hidden Linear")
+    g.add_argument("--normalization", choices=NORMALIZATIONS)
+    g.add_argument("--lr", type=float, help="learning rate (article: 0.1)")
+    p.add_argument("--hold-out-validation", action="store_true", help="train on the 50,000 training images only")
+    p.add_argument("--no-test", action="store_true", help="leave test metrics out of the output (selection runs)")
     args = p.parse_args(argv)
     for name in ("epochs", "checkpoint_every", "eval_every"):
         if getattr(args, name) < 1:
@@ -50,10 +84,25 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def config(args: argparse.Namespace) -> RunConfig:
+    """The article's preset with the given overrides; untouched flags keep the article's values."""
+    cfg = article_preset(epochs=args.epochs, precision=args.precision, device=args.device, eval_every=args.eval_every)
+    model_overrides = {
+        name.replace("-", "_"): getattr(args, name.replace("-", "_"))
+        for name in [*MODEL_FLAGS, "init-scaling", "init-distribution"]
+    }
+    model = dataclasses.replace(cfg.model, **{k: v for k, v in model_overrides.items() if v is not None})
+    model = dataclasses.replace(model, batchnorm=args.batchnorm or model.batchnorm)
+    data = DataConfig(include_validation=not args.hold_out_validation, train_size=args.train_size)
+    if args.normalization is not None:
+        data = dataclasses.replace(data, normalization=args.normalization)
+    train = cfg.train if args.lr is None else dataclasses.replace(cfg.train, lr=args.lr)
+    return dataclasses.replace(cfg, model=model, data=data, train=train)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    cfg = article_preset(epochs=args.epochs, precision=args.precision, device=args.device, eval_every=args.eval_every)
-    cfg = dataclasses.replace(cfg, data=DataConfig(include_validation=True, train_size=args.train_size))
+    cfg = config(args)
     try:
         fitted = fit(
             cfg,
@@ -69,15 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     passed = next((i + 1 for i, a in enumerate(r.curves.train_accuracy) if a > TRAIN_ACCURACY_MARK), None)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "curves.json").write_text(json.dumps(r.curves.to_dict()))
+    shown = {k: v for k, v in r.summary().items() if not (args.no_test and k.startswith("test"))}
     summary = {
-        **r.summary(),
+        **shown,
         "first_epoch_train_accuracy_above_99": passed,
-        "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__},
+        "machine": {
+            "device": device_name(torch.device(r.device)),
+            "amx": "amx_bf16" in cpu_flags(),
+            "avx512_bf16": "avx512_bf16" in cpu_flags(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "command": "python scripts/article_run.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     (args.out / "result.json").write_text(json.dumps(summary, indent=1))
+    held_out = f"test acc {r.test_accuracy:.4f}" if not args.no_test else f"val acc {r.val_accuracy:.4f}"
     print(
         f"done: {r.epochs} epochs, {r.seconds:.0f} s on {r.device} ({r.precision}); train acc {r.train_accuracy:.4f}, "
-        f"test acc {r.test_accuracy:.4f}; training accuracy first > 99% at epoch {passed}"
+        f"{held_out}; training accuracy first > 99% at epoch {passed}"
     )
     return 0
 

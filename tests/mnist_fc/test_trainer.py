@@ -156,6 +156,24 @@ def test_article_run_script_logs_like_the_article_and_resumes(tmp_path):
     assert bad.returncode == 2 and "another configuration" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_article_run_script_overrides_hold_out_validation_and_hide_the_test_set(tmp_path):
+    """The article-space accuracy runs: overrides apply, validation is held out, no test figure leaks."""
+    argv = [sys.executable, str(REPO / "scripts" / "article_run.py"), "--epochs", "4", "--train-size", "600"]
+    argv += ["--eval-every", "2", "--device", "cpu", "--out", str(tmp_path / "out"), "--batchnorm", "--lr", "3"]
+    argv += ["--n-units-l1", "24", "--init-mean", "0", "--normalization", "global"]
+    argv += ["--hold-out-validation", "--no-test"]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    model, data, train = (result["config"][k] for k in ("model", "data", "train"))
+    assert model["batchnorm"] and model["n_units_l1"] == 24 and model["n_units_l2"] == 30  # untouched: the article's
+    assert model["init_mean"] == 0.0 and model["init_std"] == 0.1 and train["lr"] == 3.0 and train["momentum"] == 0.0
+    assert data["normalization"] == "global" and not data["include_validation"]
+    assert not [k for k in result if "test" in k] and "test acc" not in done.stdout and "val acc" in done.stdout
+    assert result["command"].endswith("--hold-out-validation --no-test") and result["machine"]["cores"] >= 1
+
+
 # --- stop_margin: end a run a declared number of epochs after it left the plateau ----------------
 
 
