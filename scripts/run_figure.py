@@ -1,8 +1,10 @@
 """Draw the curves of a long run written by scripts/article_run.py: DIR/curves.png and DIR/curves.svg.
 
     python scripts/run_figure.py runs/article --title "The article's run" --held-out "held-in check"
+    python scripts/run_figure.py runs/article --checkpoint runs/article/article.ckpt   # a run still going
 
-Reads DIR/curves.json and DIR/result.json; marks the epoch at which training accuracy first passed
+Reads DIR/curves.json and DIR/result.json (or, with --checkpoint, the curves of a run still going: the
+figure is then DIR/progress.png/svg); marks the epoch at which training accuracy first passed
 --mark (default 0.99, the article's "99%+"). Needs a Chromium for kaleido, as `mnist-study report` does.
 """
 
@@ -18,27 +20,51 @@ from study.analysis.run_figure import draw_run_curves, first_epoch_above, run_cu
 from study.errors import UserError
 
 
+def checkpoint_curves(path: Path) -> tuple[dict[str, list], dict[str, object]]:
+    """Curves and a result-like header of the run so far, from a full-batch checkpoint (read-only)."""
+    import torch
+
+    from mnist_fc.config import RunConfig
+    from mnist_fc.data import load_split
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign file: its first line, not a pickle traceback
+        raise ValueError(f"{path} is not a readable checkpoint ({str(exc).splitlines()[0][:120]})") from None
+    cfg = RunConfig.from_dict(state["config"])
+    n = len(load_split(cfg.data, seed=cfg.train.seed).x_train)
+    curves = dict(state["curves"])
+    curves["train_loss"] = state["losses"].double().tolist()
+    curves["train_accuracy"] = (state["correct"].double() / n).tolist()
+    return curves, {"epochs": int(state["epoch"]), "precision": cfg.train.precision, "seconds": state["seconds"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path, help="folder with curves.json and result.json")
     p.add_argument("--title", default=None, help="figure title (default: the folder's name)")
     p.add_argument("--held-out", default="validation", help="name of the every-K-epochs curve")
     p.add_argument("--mark", type=float, default=0.99, help="training accuracy to mark (default 0.99)")
+    p.add_argument("--checkpoint", type=Path, help="draw the run so far from this checkpoint (DIR/progress.*)")
     args = p.parse_args(argv)
     try:
-        curves = json.loads((args.run_dir / "curves.json").read_text())
-        result = json.loads((args.run_dir / "result.json").read_text())
-    except (OSError, ValueError) as exc:
+        if args.checkpoint is not None:
+            curves, result = checkpoint_curves(args.checkpoint)
+        else:
+            curves = json.loads((args.run_dir / "curves.json").read_text())
+            result = json.loads((args.run_dir / "result.json").read_text())
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
         print(f"error: cannot read the run in {args.run_dir}: {exc}", file=sys.stderr)
         return 2
     passed = first_epoch_above(curves["train_accuracy"], args.mark)
     title = args.title or args.run_dir.name
+    title += " so far" if args.checkpoint is not None else ""
     title += f" ({result['epochs']:,} epochs, {result['precision']}, {result['seconds'] / 60:.0f} min)"
     fig = draw_run_curves(
         run_curve_points(curves, held_out=args.held_out), title=title, mark=args.mark, mark_epoch=passed
     )
     try:
-        written = export_images({"curves": fig}, args.run_dir)
+        written = export_images({"progress" if args.checkpoint else "curves": fig}, args.run_dir)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from study.analysis.run_figure import MAX_POINTS, draw_run_curves, first_epoch_above, run_curve_points
 
@@ -74,3 +75,31 @@ def test_script_writes_png_and_svg(tmp_path):
     assert f"first > 0.99 at epoch {first_epoch_above(_curves(400, 20)['train_accuracy'], 0.99)}" in done.stdout
     bad = subprocess.run([*argv[:2], str(tmp_path / "nothing")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: cannot read the run") and "Traceback" not in bad.stderr
+
+
+def test_progress_of_a_running_run_is_read_from_its_checkpoint(tmp_path):
+    import dataclasses
+    import importlib.util
+
+    from mnist_fc.config import DataConfig, article_preset
+    from mnist_fc.trainer import fit
+
+    cfg = article_preset(epochs=4, device="cpu", eval_every=2, lr=1.0)
+    cfg = dataclasses.replace(cfg, data=DataConfig(train_size=600, include_validation=True))
+    ckpt = tmp_path / "run.ckpt"
+    result = fit(cfg, checkpoint=ckpt, checkpoint_every=2).result
+    spec = importlib.util.spec_from_file_location("run_figure_script", REPO / "scripts" / "run_figure.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    curves, header = module.checkpoint_curves(ckpt)
+    assert curves["train_accuracy"] == result.curves.train_accuracy  # the same division as the trainer's
+    assert curves["train_loss"] == pytest.approx(result.curves.train_loss, rel=1e-6)
+    assert curves["val_accuracy"] == result.curves.val_accuracy and header["epochs"] == 4
+    argv = [sys.executable, str(REPO / "scripts" / "run_figure.py"), str(tmp_path), "--checkpoint", str(ckpt)]
+    done = subprocess.run(argv, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "progress.png").stat().st_size > 10_000 and not (tmp_path / "curves.png").exists()
+    assert "so far (4 epochs" in (tmp_path / "progress.svg").read_text()
+    ckpt.write_bytes(b"garbage")
+    bad = subprocess.run(argv, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert bad.returncode == 2 and "cannot read the run" in bad.stderr and "Traceback" not in bad.stderr
