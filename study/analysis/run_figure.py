@@ -52,7 +52,7 @@ def run_curve_points(curves: Mapping[str, list[Any]], *, held_out: str) -> pd.Da
 def draw_run_curves(
     points: pd.DataFrame, *, title: str, mark: float | None = None, mark_epoch: int | None = None
 ) -> go.Figure:
-    """Two panels (loss, accuracy) against epochs on a log axis; a dotted line at `mark_epoch`."""
+    """Two panels (log loss, accuracy) against epochs on a log axis; a dotted line at `mark_epoch`."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.09)
     colors = {"train": "#1f77b4"}
     for col, metric in enumerate(("loss", "accuracy"), start=1):
@@ -72,12 +72,13 @@ def draw_run_curves(
                 col=col,
             )
         fig.update_xaxes(type="log", title_text="epoch", row=1, col=col)
-    fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
+    # log loss: a large-lr run's first steps reach ~100 nats, its last ~0.001; both stay readable
+    fig.update_yaxes(title_text="cross-entropy (log)", type="log", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=2)
     if mark is not None:
         fig.add_hline(y=mark, line={"dash": "dot", "color": "#7f7f7f", "width": 1}, row=1, col=2)
     if mark_epoch is not None:
         for col in (1, 2):
-            fig.add_vline(x=np.log10(mark_epoch), line={"dash": "dot", "color": "#2ca02c", "width": 1}, row=1, col=col)
+            fig.add_vline(x=mark_epoch, line={"dash": "dot", "color": "#2ca02c", "width": 1}, row=1, col=col)
     fig.update_layout(title=title, template="plotly_white", height=420, legend={"orientation": "h", "y": -0.2})
     return fig
