@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from mnist_fc.config import N_PIXELS, DataConfig, RunConfig, TrainConfig, validate
 from mnist_fc.data import Split
 from mnist_fc.device import resolve_device, resolve_precision
+from mnist_fc.loss import full_batch_ce
 from mnist_fc.normalize import normalizer_for
 from mnist_fc.results import EvalCallback, TrainResult
 from mnist_fc.runstate import RunState
@@ -156,7 +157,7 @@ def _fit_batched(
         with autocast(device, precision):
             hidden = F.linear(x, weight, bias).split([firsts[i].out_features for i in active], dim=1)
             logits = [rests[i](h) for i, h in zip(active, hidden, strict=True)]
-        losses = [F.cross_entropy(out.float(), y) for out in logits]
+        losses = [full_batch_ce(out, y) for out in logits]  # the loss training alone uses
         for i in active:
             runs[i].opt.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()  # parameter sets are disjoint: each gets its own gradient
