@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_fc.loss import full_batch_ce
+from mnist_fc.loss import full_batch_ce, full_batch_ce_members
 
 EPS = torch.finfo(torch.float32).eps
 
@@ -76,3 +76,25 @@ def test_bf16_logits_computed_in_fp32() -> None:
     torch.testing.assert_close(g_ours.float(), g_ref.float(), rtol=bf16_ulp, atol=_tol(zb) / len(y))
     # a bf16 loss (no fp32 upcast) would differ from the reference by far more than fp32 rounding
     assert (F.cross_entropy(zb, y).float() - ref).abs() > 10 * (ours - ref).abs()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_members_stacked_equal_each_member_alone_bit_for_bit(dtype: torch.dtype) -> None:
+    """The batched loop's one stacked loss must be each member's own full_batch_ce, gradients too."""
+    y = _labels(1000, 10, seed=7)
+    zs = [(_logits(1000, 10, s, seed=i)).to(dtype).requires_grad_() for i, s in enumerate((0.1, 1.0, 80.0))]
+    stacked = full_batch_ce_members(zs, y)
+    g_stacked = torch.autograd.grad(torch.stack(stacked).sum(), zs)
+    alone = [full_batch_ce(z, y) for z in zs]
+    g_alone = torch.autograd.grad(torch.stack(alone).sum(), zs)
+    assert len(stacked) == 3 and all(s.shape == () and s.dtype == torch.float32 for s in stacked)
+    assert torch.equal(torch.stack(stacked), torch.stack(alone))
+    assert all(torch.equal(a, b) for a, b in zip(g_stacked, g_alone, strict=True))
+
+
+def test_members_of_different_shapes_fall_back_to_one_loss_each() -> None:
+    zs = [_logits(50, 10, 1.0, seed=1), _logits(50, 3, 1.0, seed=2)]
+    y = _labels(50, 3, seed=3)
+    got = full_batch_ce_members(zs, y)
+    assert [float(g) for g in got] == [float(full_batch_ce(z, y)) for z in zs]
+    assert full_batch_ce_members([], y) == []
