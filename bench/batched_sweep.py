@@ -97,7 +97,12 @@ METHODS: dict[str, Callable[[list[RunConfig], Split], list[TrainResult]]] = {
     "batched, before": train_batched_before,
 }
 
-LABELS = ("check (validation + sync)", "record", "result (final metrics)", "batched validation (_evaluate_members)")
+LABELS = (
+    "RunState.check (validation + sync)",
+    "RunState.record",
+    "RunState.result (final metrics)",
+    "batched validation (_evaluate_members)",
+)
 
 
 def _labelled(method: Callable[..., Any], label: str) -> Callable[..., Any]:
@@ -167,7 +172,7 @@ def profile_cells(members: list[RunConfig], split: Split) -> None:
         )
         print("| part | ms per trial-epoch | share |\n|---|---|---|")
         rows = {"first-layer GEMMs (784 columns: training, validation, test)": first, "other GEMMs": other_gemm}
-        rows |= {f"RunState.{lab} (inclusive)": inclusive.get(lab, 0.0) for lab in LABELS}
+        rows |= {f"{lab} (inclusive)": inclusive.get(lab, 0.0) for lab in LABELS}
         for part, us in rows.items():
             print(f"| {part} | {us * per / 1e3:.3f} | {us / total:.1%} |")
         print(f"| all (self-CPU sum) | {total * per / 1e3:.3f} | 100% |")
