@@ -8,8 +8,11 @@ and the median round is kept. Variants:
   trainer bf16      the trainer's step re-typed line for line (mnist_fc/trainer.py _fit + RunState.record):
                     autocast forward, F.cross_entropy(logits.float()), autograd, torch.optim.SGD, argmax
   trainer, no acc   the same without the per-epoch argmax (what the accuracy bookkeeping costs)
-  trainer, lse CE   the same with cross-entropy written as logsumexp - gather (log_softmax over 10
-                    classes is a slow kernel on CPU) and the argmax on the fp32 logits
+  trainer ... old CE / full_batch_ce
+                    the step before and after mnist_fc/loss.py: F.cross_entropy(logits.float()) (kept
+                    here for comparison) vs full_batch_ce, logsumexp - gather in fp32 (log_softmax over
+                    10 classes is a slow kernel on CPU), what fullbatch.py and batched.py now use;
+                    `--only CE` times just these (bf16 and fp32) with the article loop and the bound
   manual bf16       hand-written forward + backward, no autograd: bf16 activations as autocast has them,
                     fp32 master weights updated in place, fused softmax-CE gradient, the fused
                     sigmoid_backward kernel, argmax kept
@@ -37,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mnist_fc.config import DataConfig, ModelConfig
 from mnist_fc.data import load_split
+from mnist_fc.loss import full_batch_ce
 from mnist_fc.model import FCNet, build_model
 from mnist_fc.normalize import fit_normalizer
 from mnist_fc.precision import cpu_flags, device_name
@@ -46,7 +50,8 @@ Step = Callable[[int], None]  # step(epoch index) runs one full-batch gradient s
 
 
 class TrainerStep:
-    """The current trainer's epoch, line for line (autocast + autograd + optim.SGD + record)."""
+    """The trainer's epoch, line for line (autocast + autograd + optim.SGD + record); `lse`: the loss is
+    mnist_fc.loss.full_batch_ce (the trainer now), else F.cross_entropy (the trainer before it)."""
 
     def __init__(
         self,
@@ -72,11 +77,9 @@ class TrainerStep:
     def __call__(self, i: int) -> None:
         with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.forward(self.x)
-        if self.lse:  # cross-entropy as logsumexp - gather, argmax on the fp32 logits
-            z = logits.float()
-            loss = (z.logsumexp(1) - z.gather(1, self.y[:, None]).squeeze(1)).mean()
-            logits = z
-        else:
+        if self.lse:  # the trainer's loss now: logsumexp - gather in fp32
+            loss = full_batch_ce(logits, self.y)
+        else:  # the old step's loss, kept for comparison
             loss = F.cross_entropy(logits.float(), self.y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -269,18 +272,21 @@ def main() -> None:
     fresh = lambda: build_model(ModelConfig(), seed=0)  # noqa: E731
     methods: dict[str, Step] = {
         "article fp32": ArticleStep(fresh(), x32, y),
-        "trainer bf16": TrainerStep(fresh(), xbf, y, epochs + 2),
+        "trainer bf16 (old CE)": TrainerStep(fresh(), xbf, y, epochs + 2),
         "trainer bf16, no accuracy": TrainerStep(fresh(), xbf, y, epochs + 2, accuracy=False),
-        "trainer bf16, logsumexp CE": TrainerStep(fresh(), xbf, y, epochs + 2, lse=True),
-        "trainer fp32": TrainerStep(fresh(), x32, y, epochs + 2, bf16=False),
+        "trainer bf16, full_batch_ce (CE now)": TrainerStep(fresh(), xbf, y, epochs + 2, lse=True),
+        "trainer fp32 (old CE)": TrainerStep(fresh(), x32, y, epochs + 2, bf16=False),
+        "trainer fp32, full_batch_ce (CE now)": TrainerStep(fresh(), x32, y, epochs + 2, bf16=False, lse=True),
         "trainer fp32, L1 in 16384-row chunks": TrainerStep(fresh(), x32, y, epochs + 2, bf16=False, chunk=16384),
-        "trainer fp32, L1 chunks + lse CE": TrainerStep(fresh(), x32, y, epochs + 2, bf16=False, chunk=16384, lse=True),
+        "trainer fp32, L1 chunks + full_batch_ce": TrainerStep(
+            fresh(), x32, y, epochs + 2, bf16=False, chunk=16384, lse=True
+        ),
         "manual bf16": ManualStep(fresh(), xbf, y, epochs + 2),
         "manual bf16 L1 only": ManualStep(fresh(), xbf, y, epochs + 2, tail_fp32=True),
         "bound: 2 bf16 GEMMs": BoundStep(xbf),
     }
     if a.only:
-        keep = [w.strip() for w in a.only.split(",")] + ["article fp32", "trainer bf16", "bound"]
+        keep = [w.strip() for w in a.only.split(",")] + ["article fp32", "trainer bf16 (old CE)", "bound"]
         methods = {k: m for k, m in methods.items() if any(w in k for w in keep)}
     if a.compile:
         t = time.perf_counter()
@@ -293,17 +299,19 @@ def main() -> None:
         f"machine: {device_name(torch.device('cpu'))}, amx_bf16={'amx_bf16' in flags}, "
         f"avx512_bf16={'avx512_bf16' in flags}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
-    # Same start, same steps: the variants must follow the same curve (within bf16 rounding).
-    check = {k: m for k, m in methods.items() if hasattr(m, "losses") and "fp32" not in k}
+    # Same start, same steps: the variants must follow the same curve (within rounding), each against
+    # the old trainer step of its precision.
+    check = {k: m for k, m in methods.items() if hasattr(m, "losses")}
     for m in check.values():
         for i in range(epochs + 2):
             m(i)
-    ref = methods["trainer bf16"].losses  # type: ignore[attr-defined]
+    refs = {p: methods.get(f"trainer {p} (old CE)") for p in ("bf16", "fp32")}
     for k, m in check.items():
-        print(
-            f"  {k}: loss after {epochs + 2} steps {float(m.losses[-1]):.6f} (max |diff| vs trainer "
-            f"{float((m.losses - ref).abs().max()):.2e})"
-        )
+        ref = refs["fp32" if "fp32" in k else "bf16"]
+        if ref is None:
+            continue
+        diff = float((m.losses - ref.losses).abs().max())  # type: ignore[attr-defined]
+        print(f"  {k}: loss after {epochs + 2} steps {float(m.losses[-1]):.6f} (max |diff| vs old step {diff:.2e})")
     sec = rounds(methods, epochs=epochs, n_rounds=n_rounds)
     base = sec["article fp32"]
     print(f"\n## ms per epoch, {len(xbf)} images, median of {n_rounds} interleaved rounds of {epochs} epochs")
@@ -314,7 +322,9 @@ def main() -> None:
     if a.gemm:
         gemm_rates(x32, 3 if a.quick else 7)
     if a.profile:
-        for k in ("trainer bf16", "manual bf16"):
+        for k in ("trainer bf16 (old CE)", "trainer bf16, full_batch_ce (CE now)", "manual bf16"):
+            if k not in methods:
+                continue
             profile(methods[k], epochs, k)
 
 

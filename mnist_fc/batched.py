@@ -6,7 +6,11 @@ weight gradient). Concatenating the k first-layer weight matrices turns 2k GEMMs
 into 2 wider ones: the input is read once per pass instead of k times, and narrow layers (h1 = 16)
 get a GEMM wide enough to use the machine. Everything after the first layer stays per trial (its
 own modules, optimiser, learning rate, BatchNorm, activation), so no padding or masking is needed
-and the trials' gradients never mix: the summed loss has disjoint parameter sets.
+and the trials' gradients never mix: the summed loss has disjoint parameter sets. Validation runs
+for all members in one pass too (one concatenated first-layer GEMM per chunk, one host sync).
+What it cannot do is remove FLOPs: where one trial's GEMMs already run at the machine's rate (fp32
+article-size nets on a CPU), GEMMs are ~80% of a trial-epoch and the gain stays near 1.3x
+(docs/speed.md section 1, "Batched designed sweep").
 
 What must match for trials to share a batch (see `batch_key`): the data (source, size; in bf16
 and "auto" also the normalisation), epochs, eval-every, device, precision and determinism.
@@ -31,10 +35,11 @@ import torch.nn.functional as F
 from mnist_fc.config import N_PIXELS, DataConfig, RunConfig, TrainConfig, validate
 from mnist_fc.data import Split
 from mnist_fc.device import resolve_device, resolve_precision
+from mnist_fc.loss import full_batch_ce_members
 from mnist_fc.normalize import normalizer_for
 from mnist_fc.results import EvalCallback, TrainResult
 from mnist_fc.runstate import RunState
-from mnist_fc.runtime import DeviceData, autocast, enable_tf32, prepare, run_settings, sync
+from mnist_fc.runtime import EVAL_CHUNK, DeviceData, autocast, enable_tf32, prepare, run_settings, sync
 
 
 def batch_key(cfg: RunConfig) -> Hashable | None:
@@ -136,6 +141,53 @@ def _folded_first_layer(run: RunState, lin: torch.nn.Linear) -> tuple[torch.Tens
     return weight, lin.bias - weight @ shift
 
 
+def _first_layers(
+    runs: list[RunState], firsts: list[torch.nn.Linear], x: torch.Tensor, members: list[int]
+) -> tuple[torch.Tensor, ...]:
+    """The members' first-layer outputs on `x` from one GEMM, one (n, h_i) tensor per member.
+
+    Computed as W x^T, shape (sum of widths, n), and returned transposed: each member's block is then
+    dense in memory (a column slice of x W^T would be a strided view, slower in every elementwise op
+    after it and copied by the next GEMM; measured ~5% of a batched epoch of 1,000 images)."""
+    folded = [_folded_first_layer(runs[i], firsts[i]) for i in members]
+    weight = torch.cat([w for w, _ in folded])
+    bias = torch.cat([b for _, b in folded])
+    return torch.addmm(bias[:, None], weight, x.t()).t().split([firsts[i].out_features for i in members], dim=1)
+
+
+@torch.no_grad()
+def _evaluate_members(
+    runs: list[RunState],
+    firsts: list[torch.nn.Linear],
+    rests: list[torch.nn.Module],
+    members: list[int],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: str,
+    chunk: int = EVAL_CHUNK,
+) -> dict[int, tuple[float, float]]:
+    """(mean cross-entropy, accuracy) of each member on (x, y), in eval mode, as `runtime.evaluate`
+    computes them alone, but with all members' first layers in one GEMM per chunk and one host sync
+    for all: validation is a fifth of a trial-epoch at 1,000 training images and eval-every 20."""
+    modes = [runs[i].model.training for i in members]
+    for i in members:
+        runs[i].model.eval()
+    loss_sum = torch.zeros((len(members),), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((len(members),), device=x.device, dtype=torch.int64)
+    with autocast(x.device, precision):
+        for start in range(0, len(x), chunk):
+            xb, yb = x[start : start + chunk], y[start : start + chunk]
+            hidden = _first_layers(runs, firsts, xb, members)
+            for j, (i, h) in enumerate(zip(members, hidden, strict=True)):
+                logits = rests[i](h).float()
+                loss_sum[j] += F.cross_entropy(logits, yb, reduction="sum").double()  # as evaluate: val_loss
+                correct[j] += (logits.argmax(1) == yb).sum()
+    for i, mode in zip(members, modes, strict=True):
+        runs[i].model.train(mode)
+    n = max(len(x), 1)
+    return {i: (s / n, c / n) for i, s, c in zip(members, loss_sum.tolist(), correct.tolist(), strict=True)}
+
+
 def _fit_batched(
     runs: list[RunState], data: DeviceData, device: torch.device, precision: str, probe: dict[str, Any] | None
 ) -> list[TrainResult]:
@@ -150,21 +202,23 @@ def _fit_batched(
         active = [i for i, run in enumerate(runs) if not run.done]
         if not active:
             break
-        folded = [_folded_first_layer(runs[i], firsts[i]) for i in active]
-        weight = torch.cat([w for w, _ in folded])
-        bias = torch.cat([b for _, b in folded])
         with autocast(device, precision):
-            hidden = F.linear(x, weight, bias).split([firsts[i].out_features for i in active], dim=1)
+            hidden = _first_layers(runs, firsts, x, active)
             logits = [rests[i](h) for i, h in zip(active, hidden, strict=True)]
-        losses = [F.cross_entropy(out.float(), y) for out in logits]
+        losses = full_batch_ce_members(logits, y)  # each = full_batch_ce(out, y), the loss training alone uses
         for i in active:
             runs[i].opt.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()  # parameter sets are disjoint: each gets its own gradient
         for i, loss, out in zip(active, losses, logits, strict=True):
             runs[i].opt.step()
             runs[i].record(epoch, loss, out, y)
+        # Validation of every due member whose loss is finite (check marks the others diverged): one pass.
+        due = [i for i in active if runs[i].due(epoch)]
+        finite = torch.stack([runs[i].losses[epoch - 1] for i in due]).isfinite().tolist() if due else []
+        evaluated = [i for i, ok in zip(due, finite, strict=True) if ok]
+        val = _evaluate_members(runs, firsts, rests, evaluated, data.x_val, data.y_val, precision) if evaluated else {}
         for i in active:
-            runs[i].check(epoch, data, precision)
+            runs[i].check(epoch, data, precision, val=val.get(i))
             if runs[i].done:
                 sync(device)
                 seconds[i] = time.perf_counter() - start

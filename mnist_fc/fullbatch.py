@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from mnist_fc import checkpoint as ckpt
 from mnist_fc.config import RunConfig
 from mnist_fc.data import Split
+from mnist_fc.loss import full_batch_ce
 from mnist_fc.results import EvalCallback, Fitted, LogFn
 from mnist_fc.runstate import RunState
 from mnist_fc.runtime import Prepared, autocast, enable_tf32, prepare, run_settings, sync
@@ -67,7 +67,7 @@ def _loop(
             break
         with autocast(device, precision):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
+        loss = full_batch_ce(logits, y)  # = F.cross_entropy in fp32, faster on CPU (mnist_fc/loss.py)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -90,15 +90,22 @@ class RunState:
         acc = float(self.correct[epoch - 1]) / seen
         return f"Epoch {epoch}, Loss {float(self.losses[epoch - 1]):.6f}, Acc {acc:.4f}"
 
-    def check(self, epoch: int, data: DeviceData, precision: str) -> None:
-        """Every `eval_every` epochs (and at the end): divergence, validation metrics, callback, stop margin."""
+    def due(self, epoch: int) -> bool:
+        """Whether `check` evaluates at this epoch: every `eval_every` epochs and at the last."""
         t = self.cfg.train
-        if epoch % t.eval_every and epoch != t.epochs:
+        return epoch % t.eval_every == 0 or epoch == t.epochs
+
+    def check(self, epoch: int, data: DeviceData, precision: str, *, val: tuple[float, float] | None = None) -> None:
+        """Every `eval_every` epochs (and at the end): divergence, validation metrics, callback, stop margin.
+
+        `val`: this epoch's (validation loss, accuracy) when the caller already computed them (batched
+        runs evaluate all members in one pass); else they are computed here."""
+        if not self.due(epoch):
             return
         if not math.isfinite(float(self.losses[epoch - 1])):  # the one host sync per K epochs
             self.diverged = True
             return
-        self.val_loss, self.val_acc = self._evaluate(data.x_val, data.y_val, precision)
+        self.val_loss, self.val_acc = val if val is not None else self._evaluate(data.x_val, data.y_val, precision)
         self.curves.eval_epochs.append(epoch)
         self.curves.val_loss.append(self.val_loss)
         self.curves.val_accuracy.append(self.val_acc)
@@ -109,6 +116,7 @@ class RunState:
         if self.on_eval is not None and self.on_eval(epoch, metrics):
             self.stopped = True
             return
+        t = self.cfg.train
         if t.stop_margin is not None:
             self._find_plateau_exit(epoch)
             self.margin_reached = self.plateau_exit is not None and epoch >= self.plateau_exit + t.stop_margin

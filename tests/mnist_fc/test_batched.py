@@ -4,9 +4,13 @@ import dataclasses
 import math
 
 import pytest
+import torch
 
-from mnist_fc.batched import batch_key, group_by_key, train_batched
+from mnist_fc.batched import _evaluate_members, batch_key, group_by_key, train_batched
 from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from mnist_fc.normalize import normalizer_for
+from mnist_fc.runstate import RunState
+from mnist_fc.runtime import evaluate, to_device
 from mnist_fc.trainer import train
 
 # fp32 named: "auto" is decided by measurement (bf16 on some machines); these tests are about fp32 batching.
@@ -101,3 +105,29 @@ def test_members_with_different_normalisations_share_one_input(small_split):
         assert b.test_accuracy == pytest.approx(a.test_accuracy, abs=1e-3)
         assert b.config == a.config
     assert len({tuple(r.curves.train_loss) for r in batched}) == len(cfgs)
+
+
+def test_one_pass_validation_equals_each_member_evaluated_alone(small_split):
+    """_evaluate_members (all first layers in one GEMM per chunk, one host sync) = runtime.evaluate per
+    member: eval mode (BatchNorm uses running statistics), chunked like evaluate, train mode restored."""
+    data = to_device(small_split, normalizer_for(BASE.data, small_split.x_train), torch.device("cpu"), torch.float32)
+    runs = [RunState(cfg, torch.device("cpu"), None) for cfg in MEMBERS]
+    for run in runs:  # a few steps, so BatchNorm's running statistics differ from its batch statistics
+        for _ in range(3):
+            loss = torch.nn.functional.cross_entropy(run.model(data.x_train), data.y_train)
+            run.opt.zero_grad()
+            loss.backward()
+            run.opt.step()
+    firsts = [run.model.linears()[0] for run in runs]
+    rests = [run.model.net[1:] for run in runs]
+    members = [0, 1, 2]
+    # chunk 3000 over 10,000 validation images: 4 chunks, the last one short
+    got = _evaluate_members(runs, firsts, rests, members, data.x_val, data.y_val, "fp32", chunk=3000)
+    for i in members:
+        assert runs[i].model.training  # restored
+        want = evaluate(runs[i].model, data.x_val, data.y_val, precision="fp32")
+        assert got[i][0] == pytest.approx(want[0], rel=1e-5)
+        assert got[i][1] == pytest.approx(want[1], abs=2e-4)  # an argmax tie may flip on a rounding difference
+    assert len({got[i] for i in members}) == len(members)
+    # a subset of members (the others left the batch) gets the same numbers
+    assert _evaluate_members(runs, firsts, rests, [2], data.x_val, data.y_val, "fp32")[2] == pytest.approx(got[2])
