@@ -13,8 +13,8 @@ from study.errors import UserError
 EXAMPLE = """examples:
   mnist-study final --study-name accuracy --storage sqlite:///studies/accuracy.db \\
       --seeds 0,1,2 --epochs 60 --jobs 3 --device cpu --out models/    # the shipped model
-  mnist-study final --study-name accuracy --storage sqlite:///studies/accuracy.db \
-      --seeds 0,1,2 --ema-decay 0.999 --checkpoint-dir runs/final-ckpt/ --out models/    # rerun to resume
+  mnist-study final --study-name accuracy --storage sqlite:///studies/accuracy.db \\
+      --seeds 0,1,2 --epochs 60 --checkpoint-dir runs/final-ckpt/ --out models/    # again: resumes
   mnist-study final --study-name mine --storage sqlite:///mine.db --seeds 0 --out /tmp/m/ --json"""
 
 MAX_SEEDS = 1000
