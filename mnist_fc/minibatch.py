@@ -165,9 +165,10 @@ def _loop(
         }
 
     sync(device)
+    finished_before = run.done  # a restored run that had already finished
     start = time.perf_counter()
     for epoch in range(run.epochs_run + 1, t.epochs + 1):
-        if run.done:  # a restored run that had already finished
+        if finished_before:
             break
         if pixels is not None:  # a fresh random warp of every training image, then normalise
             x = ((augment_images(pixels, aug, generator=gen) - shift) / scale).to(x_clean.dtype)
@@ -195,6 +196,8 @@ def _loop(
         if run.done:
             break
     sync(device)
-    result = run.result(data, device, precision, spent + time.perf_counter() - start, p.probe)
+    # A run restored finished trained nothing now: its seconds are exactly those its checkpoint recorded.
+    seconds = spent if finished_before else spent + time.perf_counter() - start
+    result = run.result(data, device, precision, seconds, p.probe)
     final = ema.model if ema is not None else run.model
     return Fitted(result=result, model=final.eval(), normalizer=normalizer)
