@@ -1,10 +1,16 @@
-"""Checkpoints of a full-batch run, so a long run (the article's 50,000 epochs) survives interruption.
+"""Checkpoints of a training run, so a long run (the article's 50,000 epochs, an hour-long final
+model) survives interruption.
 
 A checkpoint holds everything the loop's next epoch depends on: weights (with BatchNorm statistics),
-optimiser state (momentum buffers), the per-epoch loss/correct buffers, the validation curves so far,
-the plateau-exit search, the torch RNG state (dropout) and the run's config. Resuming from it gives
-bit-identical curves and weights on the CPU. Writes are atomic (temporary file, fsync, os.replace):
-a crash while writing leaves the previous checkpoint intact.
+optimiser state (momentum buffers), the per-epoch loss/correct (and, for minibatches, images-seen)
+buffers, the validation curves so far, the plateau-exit search, the torch RNG states (dropout) and
+the run's config; plus whatever the loop itself keeps (`loop`: the minibatch loop's lr scheduler,
+shuffling/augmentation generator and weight average). Resuming from it gives bit-identical curves
+and weights on the CPU. Writes are atomic (temporary file, fsync, os.replace): a crash while
+writing leaves the previous checkpoint intact.
+
+The `seen` and `loop` entries were added without a format bump: a full-batch checkpoint written
+before them (no such keys) still resumes, since the full-batch loop has neither.
 """
 
 from __future__ import annotations
@@ -16,17 +22,18 @@ from typing import Any
 import torch
 
 from mnist_fc.config import RunConfig
+from mnist_fc.errors import MnistFcError
 from mnist_fc.runstate import RunState
 
 FORMAT = 1  # bump when the stored fields change
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MnistFcError, ValueError):
     """The checkpoint file belongs to another run, or cannot be read: a user error, not a bug."""
 
 
-def save(path: Path, run: RunState, *, seconds: float) -> None:
-    """Write `run`'s state after epoch `run.epochs_run` to `path`, atomically."""
+def save(path: Path, run: RunState, *, seconds: float, loop: dict[str, Any] | None = None) -> None:
+    """Write `run`'s state after epoch `run.epochs_run` (and the loop's own `loop` state) to `path`, atomically."""
     e = run.epochs_run
     state: dict[str, Any] = {
         "format": FORMAT,
@@ -37,12 +44,14 @@ def save(path: Path, run: RunState, *, seconds: float) -> None:
         "optimizer": run.opt.state_dict(),
         "losses": run.losses[:e].cpu(),
         "correct": run.correct[:e].cpu(),
+        "seen": run.seen[:e].cpu() if run.seen is not None else None,
         "curves": run.curves.to_dict(),
         "val": (run.val_loss, run.val_acc),
         "flags": {"diverged": run.diverged, "stopped": run.stopped, "margin_reached": run.margin_reached},
         "plateau": (run.plateau_exit, run.scanned),
         "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "loop": loop,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -55,24 +64,25 @@ def save(path: Path, run: RunState, *, seconds: float) -> None:
 
 def restore(path: Path, run: RunState) -> float:
     """Load `path` into `run` (same config required); return the training seconds already spent."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, dicts, numbers only
-    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a mnist_fc checkpoint (format {FORMAT})")
-    # Through from_dict: a checkpoint written before a config field existed gets that field's default,
-    # which is the behaviour it was trained with (e.g. the article run started before input_shift).
-    stored = RunConfig.from_dict(state["config"]).to_dict()
-    if stored != run.cfg.to_dict():
-        diff = _config_diff(stored, run.cfg.to_dict())
-        raise CheckpointError(f"checkpoint {path} is for another configuration ({diff}); delete it or use another path")
+    return resume(path, run)[0]
+
+
+def resume(path: Path, run: RunState) -> tuple[float, dict[str, Any]]:
+    """`restore`, and also return the loop's own state saved with it ({} when it saved none)."""
+    state = load(path, run.cfg)
+    if (run.seen is None) != (state.get("seen") is None):  # a full-batch config can take either loop
+        raise CheckpointError(
+            f"checkpoint {path} was written by the other training loop (full-batch vs minibatch); "
+            "delete it or use another path"
+        )
     device = run.losses.device
     e = int(state["epoch"])
     run.model.load_state_dict(state["model"])
     run.opt.load_state_dict(state["optimizer"])
     run.losses[:e] = state["losses"].to(device)
     run.correct[:e] = state["correct"].to(device)
+    if run.seen is not None:
+        run.seen[:e] = state["seen"].to(device)
     c = state["curves"]
     run.curves.eval_epochs, run.curves.val_loss, run.curves.val_accuracy = (
         list(c["eval_epochs"]),
@@ -87,7 +97,29 @@ def restore(path: Path, run: RunState) -> float:
     torch.set_rng_state(state["rng"])
     if state["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return float(state["seconds"])
+    return float(state["seconds"]), dict(state.get("loop") or {})
+
+
+def load(path: Path, cfg: RunConfig) -> dict[str, Any]:
+    """The checkpoint at `path` as stored; CheckpointError (one line) if unreadable or of another config.
+
+    Also the check to run before hours of work: refuse a wrong checkpoint before anything trains."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, dicts, numbers only
+    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a mnist_fc checkpoint (format {FORMAT})")
+    # Through from_dict: a checkpoint written before a config field existed gets that field's default,
+    # which is the behaviour it was trained with (e.g. the article run started before input_shift).
+    try:
+        stored = RunConfig.from_dict(state["config"]).to_dict()
+    except (KeyError, TypeError, ValueError) as exc:  # a field this version does not know
+        raise CheckpointError(f"checkpoint {path} holds a configuration this version cannot read: {exc}") from None
+    if stored != cfg.to_dict():
+        diff = _config_diff(stored, cfg.to_dict())
+        raise CheckpointError(f"checkpoint {path} is for another configuration ({diff}); delete it or use another path")
+    return state
 
 
 def _config_diff(stored: dict[str, Any], wanted: dict[str, Any]) -> str:

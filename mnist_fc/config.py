@@ -109,6 +109,10 @@ class TrainConfig:
     aug_shear: float = 0.0  # max shear angle in degrees, uniform +-
     aug_elastic_alpha: float = 0.0  # elastic distortion strength in pixels (Simard 2003); 0 = none
     aug_elastic_sigma: float = 4.0  # smoothness (Gaussian sigma, pixels) of the elastic displacement field
+    # Exponential moving average of the weights (and BatchNorm statistics), updated after every optimiser
+    # step: avg <- d * avg + (1 - d) * weights; validation/test metrics and the returned model are the
+    # average's. 0 = off (the article); e.g. 0.999 averages over the last ~1,000 steps. Still one network.
+    ema_decay: float = 0.0
 
     def augments(self) -> bool:
         return any(
@@ -123,6 +127,7 @@ class TrainConfig:
             or self.schedule != "none"
             or self.label_smoothing > 0
             or self.augments()
+            or self.ema_decay > 0
         )
 
 
@@ -203,6 +208,7 @@ def validate(cfg: RunConfig) -> None:
         (t.schedule in SCHEDULES, f"unknown schedule {t.schedule!r} (choose from {', '.join(SCHEDULES)})"),
         (t.warmup_epochs >= 0, "warm-up epochs must be >= 0"),
         (0.0 <= t.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
+        (0.0 <= t.ema_decay < 1.0, "EMA decay must be in [0, 1)"),
         (
             min(t.aug_shift, t.aug_rotate, t.aug_scale, t.aug_shear, t.aug_elastic_alpha) >= 0,
             "augmentation amounts must be >= 0",

@@ -4,19 +4,28 @@
 full-batch plain SGD (see `TrainConfig.uses_minibatch_loop`). The training images stay on the
 device in pixel units, so each epoch can warp them afresh (`augment.py`) before normalising;
 validation and test images are normalised once. `batch_size=None` means one full batch.
+
+With `TrainConfig.ema_decay` > 0 the loop also keeps an exponential moving average of the weights
+(`WeightAverage`); validation metrics, the final metrics and the returned model are then the
+average's. With a checkpoint path the run saves itself every K epochs and resumes bit for bit.
 """
 
 from __future__ import annotations
 
+import copy
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnist_fc import checkpoint as ckpt
 from mnist_fc.augment import Augmentation, augment_images
 from mnist_fc.config import RunConfig, TrainConfig
 from mnist_fc.data import Split
+from mnist_fc.model import FCNet
 from mnist_fc.optim import build_scheduler
 from mnist_fc.results import EvalCallback, Fitted, LogFn
 from mnist_fc.runstate import RunState
@@ -42,6 +51,47 @@ def _batches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     return parts
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights: after each optimiser step,
+    avg <- decay * avg + (1 - decay) * live, and avg = live at the first step (torch's AveragedModel
+    convention, so the random init never leaks into the average).
+
+    BatchNorm running statistics are averaged the same way (integer buffers, i.e. the batch counter,
+    are copied): the averaged weights are a time average over the last ~1/(1 - decay) steps, and the
+    averaged statistics describe activations over that same window, whereas the live statistics
+    describe only the latest weights. (Recomputing the statistics with a pass over the training data,
+    as SWA does, would be exact but costs a pass and needs a clean-vs-augmented choice.)
+    """
+
+    def __init__(self, model: FCNet, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        self.model.requires_grad_(False)
+        self.steps = 0
+        # Tensors are updated in place (optimiser steps, BatchNorm, load_state_dict), so the lists stay valid.
+        live, avg = model.state_dict(), self.model.state_dict()
+        self._floats = [(avg[k], live[k]) for k in live if live[k].is_floating_point()]
+        self._others = [(avg[k], live[k]) for k in live if not live[k].is_floating_point()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        avg, live = [a for a, _ in self._floats], [w for _, w in self._floats]
+        if self.steps == 0:
+            torch._foreach_copy_(avg, live)
+        else:
+            torch._foreach_lerp_(avg, live, 1.0 - self.decay)
+        for a, w in self._others:
+            a.copy_(w)
+        self.steps += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.steps = int(state["steps"])
+
+
 def fit_minibatch(
     cfg: RunConfig,
     *,
@@ -49,22 +99,37 @@ def fit_minibatch(
     on_eval: EvalCallback | None = None,
     log: LogFn | None = None,
     log_every: int = 0,
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 0,
 ) -> Fitted:
     """Train `cfg` with the minibatch loop (any config, also a full-batch one) and keep the model.
 
     Final models are retrained through this loop whatever their config (the shipped model was).
+    With `checkpoint`, the run's state is written there every `checkpoint_every` epochs (and at the
+    end), and a run started with an existing checkpoint of the same config resumes from it.
     """
+    if checkpoint is not None and checkpoint_every < 1:
+        raise ValueError("checkpoint_every must be >= 1 when a checkpoint path is given")
     p = prepare(cfg, split)
     # No denormal flushing here: the minibatch path (and the shipped model) was trained without it.
     with run_settings(deterministic=cfg.train.deterministic, flush_denormals=False):
-        return _loop(cfg, p, on_eval, log, log_every)
+        path = Path(checkpoint) if checkpoint is not None else None
+        return _loop(cfg, p, on_eval, log, log_every, path, checkpoint_every)
 
 
-# The old name, still imported by study/commands/final.py and bench/accuracy_epoch.py.
+# The old name, still imported by study/runner/final.py and bench/accuracy_epoch.py.
 fit = fit_minibatch
 
 
-def _loop(cfg: RunConfig, p: Prepared, on_eval: EvalCallback | None, log: LogFn | None, log_every: int) -> Fitted:
+def _loop(
+    cfg: RunConfig,
+    p: Prepared,
+    on_eval: EvalCallback | None,
+    log: LogFn | None,
+    log_every: int,
+    checkpoint: Path | None,
+    checkpoint_every: int,
+) -> Fitted:
     device, precision, data = p.device, p.precision, p.data
     t = cfg.train
     torch.manual_seed(t.seed)
@@ -76,12 +141,35 @@ def _loop(cfg: RunConfig, p: Prepared, on_eval: EvalCallback | None, log: LogFn 
     scale = torch.as_tensor(normalizer.scale, device=device)
     run = RunState(cfg, device, on_eval, accumulate=True)
     model, opt = run.model, run.opt
+    ema = WeightAverage(model, t.ema_decay) if t.ema_decay > 0 else None
+    if ema is not None:
+        run.eval_model = ema.model  # validation and final metrics of the averaged weights
     x_clean, y = data.x_train, data.y_train
     n = len(x_clean)
     batch_size = min(t.batch_size or n, n)
     sched = build_scheduler(opt, t, steps_per_epoch=len(_batches(torch.arange(n), batch_size)))
+    spent = 0.0
+    if checkpoint is not None and checkpoint.exists():  # after the scheduler: it rewrites the optimiser's lr
+        spent, loop = ckpt.resume(checkpoint, run)
+        sched.load_state_dict(loop["scheduler"])
+        gen.set_state(loop["generator"])
+        if ema is not None:
+            ema.load_state_dict(loop["ema"])
+
+    def loop_state() -> dict[str, Any]:
+        """What the next epoch depends on beyond RunState (global RNGs: saved by checkpoint.save)."""
+        return {
+            "scheduler": sched.state_dict(),
+            "generator": gen.get_state(),
+            "ema": ema.state_dict() if ema is not None else None,
+        }
+
+    sync(device)
+    finished_before = run.done  # a restored run that had already finished
     start = time.perf_counter()
-    for epoch in range(1, t.epochs + 1):
+    for epoch in range(run.epochs_run + 1, t.epochs + 1):
+        if finished_before:
+            break
         if pixels is not None:  # a fresh random warp of every training image, then normalise
             x = ((augment_images(pixels, aug, generator=gen) - shift) / scale).to(x_clean.dtype)
         else:
@@ -95,13 +183,21 @@ def _loop(cfg: RunConfig, p: Prepared, on_eval: EvalCallback | None, log: LogFn 
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update()
             run.add(epoch, loss, logits, yb)
         run.end_epoch(epoch)
         if log is not None and log_every and (epoch == 1 or epoch % log_every == 0):
             log(run.log_line(epoch, n))
         run.check(epoch, data, precision)
+        if checkpoint is not None and (epoch % checkpoint_every == 0 or run.done):
+            sync(device)
+            ckpt.save(checkpoint, run, seconds=spent + time.perf_counter() - start, loop=loop_state())
         if run.done:
             break
     sync(device)
-    result = run.result(data, device, precision, time.perf_counter() - start, p.probe)
-    return Fitted(result=result, model=run.model.eval(), normalizer=normalizer)
+    # A run restored finished trained nothing now: its seconds are exactly those its checkpoint recorded.
+    seconds = spent if finished_before else spent + time.perf_counter() - start
+    result = run.result(data, device, precision, seconds, p.probe)
+    final = ema.model if ema is not None else run.model
+    return Fitted(result=result, model=final.eval(), normalizer=normalizer)

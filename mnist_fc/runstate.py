@@ -52,6 +52,9 @@ class RunState:
         # (shift, scale) when the loop feeds raw pixels and the model must see (x - shift) / scale
         # (batched training with the normalisation folded into the first layer); None = inputs normalised.
         self.input_affine: tuple[torch.Tensor, torch.Tensor] | None = None
+        # The network validation and final metrics are taken from, when not `model` itself: the
+        # minibatch loop's weight average (TrainConfig.ema_decay). None = `model`.
+        self.eval_model: torch.nn.Module | None = None
 
     @property
     def done(self) -> bool:
@@ -133,10 +136,11 @@ class RunState:
         self.scanned = epoch
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor, precision: str) -> tuple[float, float]:
+        model = self.eval_model if self.eval_model is not None else self.model
         if self.input_affine is None:
-            return evaluate(self.model, x, y, precision=precision)
+            return evaluate(model, x, y, precision=precision)
         shift, scale = self.input_affine
-        return evaluate(self.model, x, y, precision=precision, transform=lambda xb: (xb - shift) / scale)
+        return evaluate(model, x, y, precision=precision, transform=lambda xb: (xb - shift) / scale)
 
     def result(
         self,

@@ -37,16 +37,22 @@ def fit(
     - `split`: data already loaded (else loaded from `cfg.data`);
     - `on_eval(epoch, metrics)`: called every `eval_every` epochs; True stops the run (stopped_early);
     - `log`: receives the article-style "Epoch, Loss, Acc" line every `log_every` epochs (0 = never);
-    - `checkpoint`, `checkpoint_every` (full-batch only): save the run every K epochs and resume
-      from an existing checkpoint of the same config.
+    - `checkpoint`, `checkpoint_every`: save the run every K epochs (and at the end) and resume
+      from an existing checkpoint of the same config (either loop; bit-identical on the CPU).
 
     Divergence (a non-finite training loss) stops the run at the next check, within `eval_every`
     epochs, and sets `diverged`.
     """
     if cfg.train.uses_minibatch_loop():
-        if checkpoint is not None:
-            raise ValueError("checkpoints are supported for full-batch training only")
-        return fit_minibatch(cfg, split=split, on_eval=on_eval, log=log, log_every=log_every)
+        return fit_minibatch(
+            cfg,
+            split=split,
+            on_eval=on_eval,
+            log=log,
+            log_every=log_every,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+        )
     return fit_fullbatch(
         cfg,
         split=split,

@@ -6,13 +6,15 @@ import argparse
 import json
 import sys
 
-from study.commands.args import add_study_args, bounded_int, nonneg_int, positive_int
+from study.commands.args import add_study_args, bounded_int, fraction_float, nonneg_int, positive_int
 from study.defaults import DEFAULT_JOBS, FINAL_OUT, FINAL_PROGRESS_LINES, FINAL_SEEDS, MAX_JOBS
 from study.errors import UserError
 
 EXAMPLE = """examples:
   mnist-study final --study-name accuracy --storage sqlite:///studies/accuracy.db \\
       --seeds 0,1,2 --epochs 60 --jobs 3 --device cpu --out models/    # the shipped model
+  mnist-study final --study-name accuracy --storage sqlite:///studies/accuracy.db \\
+      --seeds 0,1,2 --epochs 60 --checkpoint-dir runs/final-ckpt/ --out models/    # again: resumes
   mnist-study final --study-name mine --storage sqlite:///mine.db --seeds 0 --out /tmp/m/ --json"""
 
 MAX_SEEDS = 1000
@@ -53,6 +55,23 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the trial's device")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="override the trial's precision")
     p.add_argument(
+        "--ema-decay",
+        type=fraction_float,
+        help="override the trial's weight averaging: EMA decay per step, in [0, 1) (0 = off; e.g. 0.999)",
+    )
+    p.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="checkpoint each seed to DIR/seed<N>.ckpt; the same command again resumes unfinished seeds "
+        "and does not retrain finished ones",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=1,
+        help="epochs between checkpoints with --checkpoint-dir (default 1; always also at the end)",
+    )
+    p.add_argument(
         "--log-every",
         type=nonneg_int,
         help=f"progress line ('Epoch, Loss, Acc') every N epochs on stderr (default: {FINAL_PROGRESS_LINES} "
@@ -88,8 +107,11 @@ def run(args: argparse.Namespace) -> int:
         train_size=args.train_size,
         device=args.device,
         precision=args.precision,
+        ema_decay=args.ema_decay,
         jobs=args.jobs,
         log_every=args.log_every,
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every=args.checkpoint_every,
         echo=echo,
     )
     summary = result.summary()

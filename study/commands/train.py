@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
 from mnist_fc.config import RunConfig, article_preset
-from study.commands.args import add_data_args, add_model_args, add_train_args, nonneg_int, run_config_from_flags
+from study.commands.args import (
+    add_data_args,
+    add_model_args,
+    add_train_args,
+    fraction_float,
+    nonneg_int,
+    run_config_from_flags,
+)
 from study.defaults import ARTICLE_LOG_EVERY, default_epochs
 
 EXAMPLE = """example:
@@ -40,6 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         seed_help="seed for the data subsample, weight init and minibatch order",
     )
     p.add_argument(
+        "--ema-decay",
+        type=fraction_float,
+        help="exponential moving average of the weights, decay per step in [0, 1) (default 0 = off; e.g. 0.999): "
+        "validation, test and the result are the average's",
+    )
+    p.add_argument(
         "--log-every", type=nonneg_int, help="print 'Epoch, Loss, Acc' every N epochs (default: article's 300)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object with the results at the end")
@@ -54,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     base = article_preset() if args.preset == "article" else RunConfig()
     epochs = args.epochs or (base.train.epochs if args.preset else default_epochs(args.device))
     cfg = run_config_from_flags(args, base, epochs=epochs)
+    if args.ema_decay is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, ema_decay=args.ema_decay))
     check_config(cfg)  # one line for a value that cannot be trained, or --device cuda without a GPU
     log_every = (
         args.log_every if args.log_every is not None else (ARTICLE_LOG_EVERY if args.preset else max(1, epochs // 10))

@@ -4,6 +4,10 @@ The configuration is the best trial's by *validation* accuracy; the test set is 
 per seed and only reported. The model of the first listed seed (fixed before any result is
 seen) is saved as safetensors + JSON and exported to ONNX, and the ONNX graph is checked
 against PyTorch with onnxruntime on the test images.
+
+With a checkpoint folder each seed checkpoints to DIR/seed<N>.ckpt, so an hour-long final run
+survives interruption: the same command again resumes unfinished seeds (bit for bit on the CPU)
+and takes finished ones from their checkpoints without retraining.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mnist_fc import checkpoint as ckpt
 from mnist_fc.config import RunConfig
 from mnist_fc.data import load_split
 from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
@@ -81,19 +86,28 @@ def final_config(
     train_size: int | None = None,
     device: str | None = None,
     precision: str | None = None,
+    ema_decay: float | None = None,
 ) -> RunConfig:
     """The best trial's config, trained on all 60,000 training images, with the given overrides."""
     if not record.get("config"):
         raise UserError(f"best trial #{record['trial_number']} stores no config (not made by mnist-study run?)")
     cfg = RunConfig.from_dict(record["config"])
-    overrides = {"epochs": epochs, "device": device, "precision": precision}
+    overrides = {"epochs": epochs, "device": device, "precision": precision, "ema_decay": ema_decay}
     train = dataclasses.replace(cfg.train, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
     data = dataclasses.replace(cfg.data, include_validation=True, train_size=train_size)
     return RunConfig(model=cfg.model, data=data, train=train)
 
 
-def _fit_seed(cfg: RunConfig, log_every: int, threads: int | None) -> tuple[TrainResult, dict, Normalizer]:
-    """Train one seed, progress lines on stderr; weights come back as numpy arrays (plain pickles)."""
+def checkpoint_path(checkpoint_dir: str | Path, seed: int) -> Path:
+    """Where `final --checkpoint-dir DIR` keeps seed `seed`'s run."""
+    return Path(checkpoint_dir) / f"seed{seed}.ckpt"
+
+
+def _fit_seed(
+    cfg: RunConfig, log_every: int, threads: int | None, checkpoint: Path | None = None, checkpoint_every: int = 1
+) -> tuple[TrainResult, dict, Normalizer]:
+    """Train one seed (resuming from `checkpoint` if it exists), progress lines on stderr; weights come
+    back as numpy arrays (plain pickles)."""
     if threads:
         torch.set_num_threads(threads)
     seed, epochs = cfg.train.seed, cfg.train.epochs
@@ -101,17 +115,31 @@ def _fit_seed(cfg: RunConfig, log_every: int, threads: int | None) -> tuple[Trai
     def log(line: str) -> None:
         print(f"seed {seed}: {line} ({epochs} epochs)", file=sys.stderr, flush=True)
 
-    fitted = fit(cfg, split=load_split(cfg.data, seed=seed), log=log, log_every=log_every)
+    fitted = fit(
+        cfg,
+        split=load_split(cfg.data, seed=seed),
+        log=log,
+        log_every=log_every,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+    )
     state = {k: v.detach().cpu().numpy() for k, v in fitted.model.state_dict().items()}
     return fitted.result, state, fitted.normalizer
 
 
-def _train_all(cfgs: list[RunConfig], *, jobs: int, log_every: int) -> list[tuple[TrainResult, dict, Normalizer]]:
+def _train_all(
+    cfgs: list[RunConfig], *, jobs: int, log_every: int, checkpoints: list[Path | None], checkpoint_every: int
+) -> list[tuple[TrainResult, dict, Normalizer]]:
     if jobs == 1 or len(cfgs) == 1:
-        return [_fit_seed(cfg, log_every, None) for cfg in cfgs]
+        return [
+            _fit_seed(cfg, log_every, None, path, checkpoint_every) for cfg, path in zip(cfgs, checkpoints, strict=True)
+        ]
     ctx = multiprocessing.get_context("spawn")  # no forked copies of this process's thread pools
     with ProcessPoolExecutor(max_workers=min(jobs, len(cfgs)), mp_context=ctx) as pool:
-        futures = [pool.submit(_fit_seed, cfg, log_every, 1) for cfg in cfgs]
+        futures = [
+            pool.submit(_fit_seed, cfg, log_every, 1, path, checkpoint_every)
+            for cfg, path in zip(cfgs, checkpoints, strict=True)
+        ]
         return [f.result() for f in futures]
 
 
@@ -133,22 +161,37 @@ def final_retrain(
     train_size: int | None = None,
     device: str | None = None,
     precision: str | None = None,
+    ema_decay: float | None = None,
     jobs: int = DEFAULT_JOBS,
     log_every: int | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 1,
     echo: Echo = print,
 ) -> FinalResult:
     """Retrain the best trial's config per seed, test each once, save + export + verify the first seed's model.
 
     `log_every` epochs between progress lines on stderr (None: about FINAL_PROGRESS_LINES per seed, 0: none).
+    `checkpoint_dir`: each seed checkpoints to DIR/seed<N>.ckpt every `checkpoint_every` epochs and at its
+    end; run again, the same command resumes unfinished seeds and does not retrain finished ones.
     """
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise UserError("give distinct non-negative seeds, e.g. 0,1,2")
+    if checkpoint_every < 1:
+        raise UserError("--checkpoint-every must be >= 1")
     check_study_name(study_name)
     study = load_study(open_storage(storage or _default_storage(), create=False), study_name)
     record = best_record(study)
     cfgs = [
-        final_config(record, seed=s, epochs=epochs, train_size=train_size, device=device, precision=precision)
+        final_config(
+            record,
+            seed=s,
+            epochs=epochs,
+            train_size=train_size,
+            device=device,
+            precision=precision,
+            ema_decay=ema_decay,
+        )
         for s in seeds
     ]
     for cfg in cfgs:
@@ -161,10 +204,19 @@ def final_retrain(
     x_test, y_test, n_train = split.x_test, split.y_test, len(split.x_train)
     n_epochs = cfgs[0].train.epochs
     every = max(1, n_epochs // FINAL_PROGRESS_LINES) if log_every is None else log_every
+    checkpoints: list[Path | None] = [None] * len(seeds)
+    if checkpoint_dir is not None:
+        checkpoints = [checkpoint_path(checkpoint_dir, s) for s in seeds]
+        for cfg, path in zip(cfgs, checkpoints, strict=True):
+            if path is not None and path.exists():  # another config's or a damaged one: refused before training
+                done = int(ckpt.load(path, cfg)["epoch"])
+                what = "finished, not retrained" if done >= cfg.train.epochs else "resuming"
+                echo(f"seed {cfg.train.seed}: checkpoint {path} at epoch {done} of {cfg.train.epochs}; {what}")
     echo(f"training {len(cfgs)} seed(s) on {n_train} images, {n_epochs} epochs each ...")
+    trained = _train_all(cfgs, jobs=jobs, log_every=every, checkpoints=checkpoints, checkpoint_every=checkpoint_every)
     runs: list[dict[str, Any]] = []
     shipped: tuple[PixelNet, RunConfig, TrainResult] | None = None
-    for cfg, (result, state, normalizer) in zip(cfgs, _train_all(cfgs, jobs=jobs, log_every=every), strict=True):
+    for cfg, (result, state, normalizer) in zip(cfgs, trained, strict=True):
         seed = cfg.train.seed
         if result.diverged:
             raise UserError(f"seed {seed} diverged at epoch {result.epochs}; nothing saved")

@@ -112,3 +112,65 @@ def test_include_validation_trains_on_60000():
     s = load_split(DataConfig(include_validation=True), seed=0)
     assert len(s.x_train) == 60_000 and len(s.x_val) == 10_000
     assert (s.x_train[50_000:] == s.x_val).all()
+
+
+# --- weight averaging (TrainConfig.ema_decay) ---------------------------------------------------
+
+
+def test_ema_decay_routes_to_the_minibatch_loop_and_is_validated():
+    assert TrainConfig(ema_decay=0.999).uses_minibatch_loop() and not TrainConfig(ema_decay=0.0).uses_minibatch_loop()
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="EMA decay"):
+            validate(dataclasses.replace(RunConfig(), train=TrainConfig(ema_decay=bad)))
+
+
+def test_weight_average_follows_the_formula_by_hand():
+    """avg = live at the first step, then avg <- d * avg + (1 - d) * live; integer buffers copied."""
+    from mnist_fc.minibatch import WeightAverage
+    from mnist_fc.model import FCNet
+
+    net = FCNet(ModelConfig(n_units_l1=3, n_units_l2=2, batchnorm=True))
+    ema = WeightAverage(net, 0.75)
+    expected = None
+    for step, value in enumerate([1.0, 3.0, 5.0, -2.0]):  # exact in binary: 1, 1.5, 2.375, 1.28125
+        with torch.no_grad():
+            for t in net.state_dict().values():
+                t.fill_(value if t.is_floating_point() else step + 7)
+        ema.update()
+        expected = value if expected is None else 0.75 * expected + 0.25 * value
+        for k, t in ema.model.state_dict().items():
+            want = torch.full_like(t, expected if t.is_floating_point() else step + 7)
+            assert torch.equal(t, want), (step, k)  # weights, biases and BatchNorm running stats alike
+    assert expected == 1.28125 and ema.steps == 4 and not ema.model.training
+
+
+def test_ema_model_is_the_average_of_the_step_weights(small_split):
+    """One full batch per epoch, so the steps' weights are what runs of 1 and 2 epochs return:
+    the 2-epoch EMA model must be d * w1 + (1 - d) * w2, and training itself must not change."""
+    model = ModelConfig(n_units_l1=16, n_units_l2=8, activation="relu", batchnorm=True, init_mean=0, init_std=1.4)
+
+    def run(epochs: int, ema: float):
+        t = TrainConfig(epochs=epochs, lr=1e-2, optimizer="adamw", eval_every=1, device="cpu", precision="fp32")
+        cfg = RunConfig(
+            model=model, data=DataConfig(normalization="global"), train=dataclasses.replace(t, ema_decay=ema)
+        )
+        return fit(cfg, split=small_split)
+
+    d = 0.6
+    w1, w2, avg = run(1, 0.0), run(2, 0.0), run(2, d)
+    s1, s2, sa = w1.model.state_dict(), w2.model.state_dict(), avg.model.state_dict()
+    for k in sa:
+        if sa[k].is_floating_point():  # weights and BatchNorm statistics
+            torch.testing.assert_close(sa[k], d * s1[k] + (1 - d) * s2[k], rtol=1e-6, atol=1e-7)
+        else:
+            assert torch.equal(sa[k], s2[k])  # the batch counter
+    assert not torch.equal(sa["net.0.weight"], s2["net.0.weight"])  # the average is not the last weights
+    assert avg.result.curves.train_loss == w2.result.curves.train_loss  # the live weights trained alike
+    # Validation and test metrics are the average's, not the live weights'.
+    assert avg.result.curves.val_loss[0] == w1.result.curves.val_loss[0]  # after step 1 the average is w1
+    assert avg.result.val_loss != w2.result.val_loss
+    from mnist_fc.runtime import evaluate
+
+    x_test = torch.from_numpy(avg.normalizer(small_split.x_test)).float()
+    _, acc = evaluate(avg.model, x_test, torch.tensor(small_split.y_test), precision="fp32")
+    assert acc == pytest.approx(avg.result.test_accuracy, abs=2e-4)  # the returned model is the one tested

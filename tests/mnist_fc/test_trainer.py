@@ -222,3 +222,99 @@ def test_old_stored_config_dicts_still_load():
     old = RunConfig().to_dict()
     del old["data"]["subset_seed"], old["train"]["stop_margin"]
     assert RunConfig.from_dict(old) == RunConfig()
+
+
+# --- checkpoint / resume of the minibatch loop (issue 14: hour-long final runs across sessions) -------
+
+MINIBATCH_RESUMABLE = RunConfig(  # everything the next epoch depends on: BatchNorm, dropout, AdamW, cosine lr,
+    # label smoothing, and a fresh affine + elastic warp per epoch from the loop's own generator
+    model=ModelConfig(
+        n_units_l1=32, n_units_l2=16, activation="relu", batchnorm=True, dropout=0.1, init_mean=0, init_std=1.4
+    ),
+    data=DataConfig(normalization="global", train_size=1000),
+    train=TrainConfig(
+        device="cpu", precision="fp32", epochs=5, eval_every=1, optimizer="adamw", lr=3e-3, batch_size=100,
+        schedule="cosine", warmup_epochs=1, label_smoothing=0.1, aug_shift=2, aug_rotate=10, aug_elastic_alpha=8,
+    ),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def mb_split():
+    from mnist_fc.data import load_split
+
+    return load_split(MINIBATCH_RESUMABLE.data, seed=0)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt_at(epoch: int):
+    def on_eval(ep, metrics):
+        if ep >= epoch:
+            raise _Interrupted
+        return False
+
+    return on_eval
+
+
+def _same_run(a, b) -> None:
+    assert b.result.curves.to_dict() == a.result.curves.to_dict()  # exact: bit for bit
+    transient = ("seconds", "precision_probe")
+    assert {k: v for k, v in b.result.summary().items() if k not in transient} == {
+        k: v for k, v in a.result.summary().items() if k not in transient
+    }
+    wa, wb = _weights(a.model), _weights(b.model)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_minibatch_resume_is_bit_identical(tmp_path, mb_split, ema_decay):
+    cfg = dataclasses.replace(
+        MINIBATCH_RESUMABLE, train=dataclasses.replace(MINIBATCH_RESUMABLE.train, ema_decay=ema_decay)
+    )
+    straight = fit(cfg, split=mb_split)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(_Interrupted):  # stops inside epoch 4's check, before its checkpoint
+        fit(cfg, split=mb_split, checkpoint=ckpt, checkpoint_every=3, on_eval=_interrupt_at(4))
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 3 and (state["loop"]["ema"] is not None) == (ema_decay > 0)
+    torch.manual_seed(12345)  # whatever the process did meanwhile: the checkpoint brings its own RNG states
+    resumed = fit(cfg, split=mb_split, checkpoint=ckpt, checkpoint_every=3)  # epochs 4 and 5
+    _same_run(straight, resumed)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 5  # the final checkpoint, written at the end
+    again = fit(cfg, split=mb_split, checkpoint=ckpt, checkpoint_every=3)  # finished: nothing left to train
+    _same_run(straight, again)
+
+
+def test_minibatch_checkpoint_of_another_config_or_loop_is_refused(tmp_path, mb_split):
+    ckpt = tmp_path / "run.ckpt"
+    short = dataclasses.replace(MINIBATCH_RESUMABLE, train=dataclasses.replace(MINIBATCH_RESUMABLE.train, epochs=1))
+    fit(short, split=mb_split, checkpoint=ckpt, checkpoint_every=1)
+    other = dataclasses.replace(short, train=dataclasses.replace(short.train, ema_decay=0.5))
+    with pytest.raises(CheckpointError, match=r"another configuration \(train.ema_decay: 0.0 stored, 0.5 now\)"):
+        fit(other, split=mb_split, checkpoint=ckpt, checkpoint_every=1)
+    # A full-batch config can be trained by either loop (final models use the minibatch one): a checkpoint
+    # of one loop is refused by the other, whose curves and numerics differ.
+    from mnist_fc.minibatch import fit_minibatch
+
+    plain = dataclasses.replace(RESUMABLE, train=dataclasses.replace(RESUMABLE.train, epochs=2))
+    fb = tmp_path / "fullbatch.ckpt"
+    fit(plain, checkpoint=fb, checkpoint_every=1)
+    with pytest.raises(CheckpointError, match="other training loop"):
+        fit_minibatch(plain, checkpoint=fb, checkpoint_every=1)
+
+
+def test_fullbatch_checkpoint_written_before_the_minibatch_entries_still_resumes(tmp_path):
+    """The article run's checkpoint predates the `seen` and `loop` entries (same format number)."""
+    cfg = dataclasses.replace(RESUMABLE, train=dataclasses.replace(RESUMABLE.train, epochs=10))
+    straight = fit(cfg)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(_Interrupted):
+        fit(cfg, checkpoint=ckpt, checkpoint_every=5, on_eval=_interrupt_at(10))
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 5 and state["seen"] is None and state["loop"] is None
+    del state["seen"], state["loop"]
+    torch.save(state, ckpt)
+    _same_run(straight, fit(cfg, checkpoint=ckpt, checkpoint_every=5))

@@ -116,3 +116,80 @@ def test_train_flags_reach_the_config():
     assert (t.aug_elastic_alpha, t.aug_elastic_sigma) == (30, 5) and t.uses_minibatch_loop()
     plain = run_config_from_flags(build_parser().parse_args(["train"]), RunConfig(), epochs=3).train
     assert not plain.uses_minibatch_loop()  # no flag: the article's full-batch loop
+
+
+# --- resumable final runs (--checkpoint-dir) and weight averaging (--ema-decay) ------------------
+
+FINAL_2EP = ("--storage", "sqlite:///s.db", "--study-name", "acc", "--epochs", "2", "--train-size", "1000",
+             "--device", "cpu", "--precision", "fp32", "--jobs", "1", "--log-every", "1", "--json")  # fmt: skip
+
+
+def test_final_checkpoint_dir_resumes_unfinished_seeds_and_skips_finished_ones(final_dir):
+    import dataclasses
+
+    import torch
+
+    from mnist_fc.checkpoint import CheckpointError
+    from mnist_fc.data import load_split
+    from mnist_fc.minibatch import fit
+    from study.report_text import best_record
+    from study.runner.final import checkpoint_path, final_config
+    from study.storage import load_study, open_storage
+    from tests.conftest import run_cli
+
+    d, _ = final_dir
+    base = run_cli("final", *FINAL_2EP, "--seeds", "3,4", "--out", "base", cwd=d)  # uninterrupted, no checkpoints
+    assert base.returncode == 0, base.stderr
+    # Seed 3 finishes with a checkpoint; seed 4 is interrupted after epoch 1 (in this process).
+    first = run_cli("final", *FINAL_2EP, "--seeds", "3", "--out", "first", "--checkpoint-dir", "ck", cwd=d)
+    assert first.returncode == 0, first.stderr
+    record = best_record(load_study(open_storage(f"sqlite:///{d / 's.db'}", create=False), "acc"))
+    cfg4 = final_config(record, seed=4, epochs=2, train_size=1000, device="cpu", precision="fp32")
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(epoch, metrics):
+        if epoch >= 2:
+            raise Interrupted
+        return False
+
+    with pytest.raises(Interrupted):
+        fit(cfg4, split=load_split(cfg4.data, seed=4), checkpoint=checkpoint_path(d / "ck", 4), checkpoint_every=1,
+            on_eval=interrupt)  # fmt: skip
+    assert torch.load(d / "ck" / "seed4.ckpt", weights_only=True)["epoch"] == 1
+    again = run_cli("final", *FINAL_2EP, "--seeds", "3,4", "--out", "again", "--checkpoint-dir", "ck", cwd=d)
+    assert again.returncode == 0, again.stderr
+    assert "seed 3: checkpoint ck/seed3.ckpt at epoch 2 of 2; finished, not retrained" in again.stderr
+    assert "seed 4: checkpoint ck/seed4.ckpt at epoch 1 of 2; resuming" in again.stderr
+    assert "seed 3: Epoch" not in again.stderr and "seed 4: Epoch 1," not in again.stderr
+    assert "seed 4: Epoch 2," in again.stderr
+    b, f, a = (json.loads(r.stdout)["seeds"] for r in (base, first, again))
+    assert [s["test_accuracy"] for s in a] == [s["test_accuracy"] for s in b]  # resumed = uninterrupted
+    # Seed 3 came from its checkpoint, not trained again: its seconds are the ones recorded there.
+    assert a[0]["seconds"] == torch.load(d / "ck" / "seed3.ckpt", weights_only=True)["seconds"] <= f[0]["seconds"]
+    shipped_base, shipped_again = (load_pixelnet(d / out / "acc.safetensors")[0] for out in ("base", "again"))
+    wb, wa = shipped_base.state_dict(), shipped_again.state_dict()
+    assert all(torch.equal(wb[k], wa[k]) for k in wb)
+    # Another configuration (here more epochs) is refused in one line before anything trains or is written.
+    other = run_cli("final", *FINAL_2EP[:5], "3", *FINAL_2EP[6:], "--seeds", "3", "--out", "other",
+                    "--checkpoint-dir", "ck", cwd=d)  # fmt: skip
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1, other.stderr
+    assert "another configuration (train.epochs: 2 stored, 3 now)" in other.stderr and not (d / "other").exists()
+    with pytest.raises(CheckpointError):
+        fit(dataclasses.replace(cfg4, train=dataclasses.replace(cfg4.train, ema_decay=0.5)),
+            checkpoint=checkpoint_path(d / "ck", 4), checkpoint_every=1)  # fmt: skip
+
+
+def test_ema_decay_flags_reach_the_config(tmp_path, cli):
+    from study.runner.final import final_config
+
+    record = {"trial_number": 0, "config": {"train": {"optimizer": "adamw", "batch_size": 64}}}
+    assert final_config(record, seed=1, ema_decay=0.999).train.ema_decay == 0.999
+    assert final_config(record, seed=1).train.ema_decay == 0.0  # no flag: the trial's own value
+    r = cli("train", "--optimizer", "adamw", "--batch-size", "100", "--train-size", "200", "--epochs", "1",
+            "--device", "cpu", "--precision", "fp32", "--ema-decay", "0.9", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["config"]["train"]["ema_decay"] == 0.9
+    bad = cli("train", "--optimizer", "adamw", "--ema-decay", "1", "--epochs", "1", "--device", "cpu")
+    assert bad.returncode == 2 and "EMA decay must be in [0, 1)" in bad.stderr and "Traceback" not in bad.stderr
