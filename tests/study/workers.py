@@ -31,6 +31,14 @@ def cli_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO), PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
 
 
+def _as_from_a_terminal() -> None:
+    """SIGINT back to its default in the worker, as a command typed at a terminal has it. A test run
+    started in the background by a non-interactive shell (`cmd &`, as CI scripts may) inherits SIGINT
+    *ignored*, Python then installs no KeyboardInterrupt handler, and every Ctrl-C test would see a
+    worker that ignores Ctrl-C and exits 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class Worker:
     """One `python -m study run ...` process with its output in files."""
@@ -44,7 +52,12 @@ class Worker:
         out, err = folder / f"{name}.out", folder / f"{name}.err"
         with out.open("w") as o, err.open("w") as e:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "study", "run", *args], cwd=folder, env=cli_env(), stdout=o, stderr=e
+                [sys.executable, "-m", "study", "run", *args],
+                cwd=folder,
+                env=cli_env(),
+                stdout=o,
+                stderr=e,
+                preexec_fn=_as_from_a_terminal,
             )
         return cls(proc, out, err)
 
