@@ -100,16 +100,33 @@ def resume(path: Path, run: RunState) -> tuple[float, dict[str, Any]]:
     return float(state["seconds"]), dict(state.get("loop") or {})
 
 
+def path_to_use(checkpoint: str | Path | None, checkpoint_every: int) -> Path | None:
+    """The loops' checkpoint arguments checked once: a path needs a positive interval."""
+    if checkpoint is None:
+        return None
+    if checkpoint_every < 1:
+        raise ValueError("checkpoint_every must be >= 1 when a checkpoint path is given")
+    return Path(checkpoint)
+
+
+def read(path: Path) -> dict[str, Any]:
+    """The checkpoint at `path` as stored, whatever its config (e.g. to draw a run still going);
+    CheckpointError (one line) if it cannot be read or is not a checkpoint."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, dicts, numbers only
+    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # pickle errors run to many lines
+        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a mnist_fc checkpoint (format {FORMAT})")
+    return state
+
+
 def load(path: Path, cfg: RunConfig) -> dict[str, Any]:
     """The checkpoint at `path` as stored; CheckpointError (one line) if unreadable or of another config.
 
     Also the check to run before hours of work: refuse a wrong checkpoint before anything trains."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, dicts, numbers only
-    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a mnist_fc checkpoint (format {FORMAT})")
+    state = read(path)
     # Through from_dict: a checkpoint written before a config field existed gets that field's default,
     # which is the behaviour it was trained with (e.g. the article run started before input_shift).
     try:

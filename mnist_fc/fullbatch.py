@@ -36,12 +36,11 @@ def fit_fullbatch(
     With `checkpoint`, the run's state is written there every `checkpoint_every` epochs (and at
     the end), and a run started with an existing checkpoint of the same config resumes from it.
     """
-    if checkpoint is not None and checkpoint_every < 1:
-        raise ValueError("checkpoint_every must be >= 1 when a checkpoint path is given")
+    path = ckpt.path_to_use(checkpoint, checkpoint_every)
     p = prepare(cfg, split)
     torch.manual_seed(cfg.train.seed)
     with run_settings(deterministic=cfg.train.deterministic):
-        return _loop(cfg, p, on_eval, log, log_every, Path(checkpoint) if checkpoint else None, checkpoint_every)
+        return _loop(cfg, p, on_eval, log, log_every, path, checkpoint_every)
 
 
 def _loop(

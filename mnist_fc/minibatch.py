@@ -108,12 +108,10 @@ def fit_minibatch(
     With `checkpoint`, the run's state is written there every `checkpoint_every` epochs (and at the
     end), and a run started with an existing checkpoint of the same config resumes from it.
     """
-    if checkpoint is not None and checkpoint_every < 1:
-        raise ValueError("checkpoint_every must be >= 1 when a checkpoint path is given")
+    path = ckpt.path_to_use(checkpoint, checkpoint_every)
     p = prepare(cfg, split)
     # No denormal flushing here: the minibatch path (and the shipped model) was trained without it.
     with run_settings(deterministic=cfg.train.deterministic, flush_denormals=False):
-        path = Path(checkpoint) if checkpoint is not None else None
         return _loop(cfg, p, on_eval, log, log_every, path, checkpoint_every)
 
 

@@ -43,17 +43,8 @@ def fit(
     Divergence (a non-finite training loss) stops the run at the next check, within `eval_every`
     epochs, and sets `diverged`.
     """
-    if cfg.train.uses_minibatch_loop():
-        return fit_minibatch(
-            cfg,
-            split=split,
-            on_eval=on_eval,
-            log=log,
-            log_every=log_every,
-            checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every,
-        )
-    return fit_fullbatch(
+    loop = fit_minibatch if cfg.train.uses_minibatch_loop() else fit_fullbatch
+    return loop(
         cfg,
         split=split,
         on_eval=on_eval,

@@ -22,15 +22,11 @@ from study.errors import UserError
 
 def checkpoint_curves(path: Path) -> tuple[dict[str, list], dict[str, object]]:
     """Curves and a result-like header of the run so far, from a full-batch checkpoint (read-only)."""
-    import torch
-
+    from mnist_fc.checkpoint import read
     from mnist_fc.config import RunConfig
     from mnist_fc.data import load_split
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated or foreign file: its first line, not a pickle traceback
-        raise ValueError(f"{path} is not a readable checkpoint ({str(exc).splitlines()[0][:120]})") from None
+    state = read(path)  # CheckpointError (a ValueError, one line) when unreadable
     cfg = RunConfig.from_dict(state["config"])
     n = len(load_split(cfg.data, seed=cfg.train.seed).x_train)
     curves = dict(state["curves"])
