@@ -143,7 +143,10 @@ def test_ctrl_c_with_two_jobs_requeues_and_prints_no_traceback(tmp_path):
     """Issue 12: Ctrl-C with --jobs 2 printed tracebacks, and the interrupted trial was FAILED but not re-queued.
     SIGINT goes to the parent only (as `kill -INT`); a terminal's Ctrl-C reaches the workers too: both work."""
     url = f"sqlite:///{tmp_path / 'cc.db'}"
-    w = Worker.start(tmp_path, "jobs", "--storage", url, "--study-name", "cc", "--trials", "8", "--jobs", "2", *TINY)
+    # Trials of ~8 s: a TINY trial (~0.5 s) could end between "seen running" and the Ctrl-C, and then
+    # nothing is interrupted (a CI run failed that way).
+    long = ("--epochs", "2000", "--eval-every", "500", "--train-size", "500", "--device", "cpu", "--no-progress")
+    w = Worker.start(tmp_path, "jobs", "--storage", url, "--study-name", "cc", "--trials", "8", "--jobs", "2", *long)
     deadline = time.monotonic() + 180
     seen: dict[int, float] = {}
     while time.monotonic() < deadline:
