@@ -1,6 +1,7 @@
 """Seconds per training epoch of the shipped accuracy model's config: fp32 vs bf16, side by side.
 
 Usage: .venv/bin/python bench/accuracy_epoch.py [--model models/accuracy.json] [--epochs 1] [--threads N]
+           [--n-units-l1 W1 --n-units-l2 W2] [--elastic-alpha A] [--batch-size B]
 
 Trains the saved config on all 60,000 images for a few epochs in each precision (same seed) and
 prints s/epoch and the bf16/fp32 ratio. Run it under `flock /tmp/mnist-heavy.lock` on a shared machine.
@@ -24,10 +25,21 @@ def main() -> None:
     p.add_argument("--model", default="models/accuracy.json")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--n-units-l1", type=int, help="override the first hidden width")
+    p.add_argument("--n-units-l2", type=int, help="override the second hidden width")
+    p.add_argument("--elastic-alpha", type=float, help="override the elastic distortion strength (pixels)")
+    p.add_argument("--batch-size", type=int, help="override the minibatch size")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = RunConfig.from_dict(load_meta(args.model)["config"])
+    model = {k: v for k, v in (("n_units_l1", args.n_units_l1), ("n_units_l2", args.n_units_l2)) if v}
+    train = {k: v for k, v in (("aug_elastic_alpha", args.elastic_alpha), ("batch_size", args.batch_size)) if v}
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, **model), train=dataclasses.replace(cfg.train, **train)
+    )
+    m, t = cfg.model, cfg.train
+    print(f"{m.n_units_l1}-{m.n_units_l2} {m.activation}, batch {t.batch_size}, elastic alpha {t.aug_elastic_alpha}")
     split = load_split(cfg.data, seed=0)
     times = {}
     for precision in ("fp32", "bf16"):

@@ -1,0 +1,152 @@
+"""A long validation-only run of a two-hidden-layer recipe, stored as a trial that `mnist-study final` can retrain.
+
+Issue 14 (>= 99.55% test): the Optuna study of `studies/accuracy.db` picked its recipe in 9-epoch runs
+on 10,000 images, where long-training levers (width, elastic distortions, weight averaging) cannot
+show. A pilot takes a saved model's config (`--base`), changes the named things, trains on the 50,000
+training images for the full number of epochs and scores the 10,000 validation images; the test set
+is never printed or written. Resumable: rerun the same command after an interruption (checkpoint
+every --checkpoint-every epochs, bit-identical on the CPU).
+
+With --storage the finished pilot becomes a COMPLETE trial (value = validation accuracy, the config in
+its user attributes) of a study, so that the best pilot is retrained on all 60,000 images by
+
+    mnist-study final --study-name accuracy-long --storage sqlite:///studies/accuracy_long.db ...
+
+    python scripts/accuracy_pilot.py --n-units-l1 1024 --n-units-l2 1024 --epochs 120 --ema-decay 0.999 \
+        --precision bf16 --threads 1 --out runs/accuracy_long/pilots/affine \
+        --storage sqlite:///studies/accuracy_long.db --study-name accuracy-long
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.distributions import FloatDistribution, IntDistribution
+
+from mnist_fc.config import PRECISIONS, RunConfig
+from mnist_fc.export import load_meta
+from mnist_fc.precision import cpu_flags, device_name
+from mnist_fc.trainer import fit
+
+# What a pilot may change, as Optuna params: numeric distributions wide enough for any pilot, so that
+# trials with different values stay compatible in one study.
+PARAMS = {
+    "n_units_l1": ("model", IntDistribution(1, 8192)),
+    "n_units_l2": ("model", IntDistribution(1, 8192)),
+    "dropout": ("model", FloatDistribution(0.0, 1.0)),
+    "epochs": ("train", IntDistribution(1, 100_000)),
+    "ema_decay": ("train", FloatDistribution(0.0, 1.0)),
+    "aug_elastic_alpha": ("train", FloatDistribution(0.0, 1000.0)),
+    "aug_elastic_sigma": ("train", FloatDistribution(0.1, 100.0)),
+    "seed": ("train", IntDistribution(0, 2**31)),
+}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--base", type=Path, default=Path("models/accuracy.json"), help="saved model whose config to start from"
+    )
+    for name, (_, dist) in PARAMS.items():
+        kind = int if isinstance(dist, IntDistribution) else float
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override the base config's {name}")
+    p.add_argument("--precision", choices=PRECISIONS, help="override the base config's precision")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--train-size", type=int, help="stratified subsample of the 50,000 (quick checks only)")
+    p.add_argument("--eval-every", type=int, default=5, help="validation metrics every K epochs (default 5)")
+    p.add_argument("--checkpoint-every", type=int, default=5, help="epochs between checkpoints (default 5)")
+    p.add_argument("--out", type=Path, required=True, help="folder: pilot.ckpt, curves.json, result.json, log.txt")
+    p.add_argument("--storage", help="Optuna storage to record the finished pilot in as a trial")
+    p.add_argument("--study-name", default="accuracy-long", help="study for --storage (default accuracy-long)")
+    return p.parse_args(argv)
+
+
+def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, dict[str, float]]:
+    """The base config with the named overrides, on the 50,000 training images (validation held out)."""
+    changes: dict[str, dict] = {"model": {}, "train": {}}
+    for name, (part, _) in PARAMS.items():
+        if getattr(args, name) is not None:
+            changes[part][name] = getattr(args, name)
+    train = dict(changes["train"], eval_every=args.eval_every)
+    if args.precision:
+        train["precision"] = args.precision
+    cfg = RunConfig(
+        model=dataclasses.replace(base.model, **changes["model"]),
+        data=dataclasses.replace(base.data, include_validation=False, train_size=args.train_size),
+        train=dataclasses.replace(base.train, **train),
+    )
+    params = {name: getattr(getattr(cfg, part), name) for name, (part, _) in PARAMS.items()}
+    return cfg, params
+
+
+def record_trial(storage: str, study_name: str, params: dict, value: float, attrs: dict) -> int:
+    """Store the finished pilot as a COMPLETE trial (maximised validation accuracy)."""
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
+    trial = optuna.trial.create_trial(
+        params=params,
+        distributions={name: dist for name, (_, dist) in PARAMS.items()},
+        value=value,
+        user_attrs=attrs,
+    )
+    study.add_trial(trial)
+    return study.trials[-1].number
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        cfg, params = pilot_config(RunConfig.from_dict(load_meta(args.base)["config"]), args)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        sys.exit(f"accuracy_pilot: error: {exc}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_file = (args.out / "log.txt").open("a")
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        print(line, file=log_file, flush=True)
+
+    log(f"$ {shlex.join([sys.executable, *sys.argv])}")
+
+    def on_eval(epoch: int, metrics: dict[str, float]) -> bool:
+        log(f"epoch {epoch}: val acc {metrics['val_accuracy']:.4f}, val loss {metrics['val_loss']:.4f}")
+        return False
+
+    try:
+        r = fit(cfg, on_eval=on_eval, checkpoint=args.out / "pilot.ckpt", checkpoint_every=args.checkpoint_every).result
+    except ValueError as exc:  # bad config or a checkpoint of another run: one line, exit 2
+        sys.exit(f"accuracy_pilot: error: {exc}")
+    curves = r.curves.to_dict()
+    (args.out / "curves.json").write_text(json.dumps(curves) + "\n")
+    summary = {k: v for k, v in r.summary().items() if not k.startswith("test")}  # selection: no test figure
+    result = {
+        "params": params,
+        "result": summary,
+        "command": shlex.join(["python", "scripts/accuracy_pilot.py", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": {
+            "cpu": device_name(torch.device("cpu")),
+            "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512f"))),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
+    }
+    (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    log(f"done: val acc {r.val_accuracy:.4f}, train acc {r.train_accuracy:.4f}, {r.epochs} epochs in {r.seconds:.0f} s")
+    if args.storage:
+        attrs = {"config": r.config, "val_accuracy": r.val_accuracy, "seconds": r.seconds, "pilot": str(args.out)}
+        number = record_trial(args.storage, args.study_name, params, r.val_accuracy, attrs)
+        log(f"recorded as trial {number} of {args.study_name!r} in {args.storage}")
+
+
+if __name__ == "__main__":
+    main()
