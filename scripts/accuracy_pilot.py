@@ -88,8 +88,12 @@ def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, 
 
 
 def record_trial(storage: str, study_name: str, params: dict, value: float, attrs: dict) -> int:
-    """Store the finished pilot as a COMPLETE trial (maximised validation accuracy)."""
+    """Store the finished pilot as a COMPLETE trial (maximised validation accuracy), once: a pilot already
+    recorded from the same --out with the same params keeps its trial."""
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
+    for t in study.get_trials(deepcopy=False):  # the same command again (it resumed a finished run): no duplicate
+        if t.user_attrs.get("pilot") == attrs["pilot"] and t.params == params:
+            return t.number
     trial = optuna.trial.create_trial(
         params=params,
         distributions={name: dist for name, (_, dist) in PARAMS.items()},

@@ -1,0 +1,72 @@
+"""scripts/accuracy_pilot.py: validation-only long runs recorded as trials that `mnist-study final` retrains."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import optuna
+
+from tests.conftest import REPO
+
+SCRIPT = REPO / "scripts" / "accuracy_pilot.py"
+
+
+def _pilot(tmp_path, name, *extra):
+    argv = [sys.executable, str(SCRIPT), "--train-size", "500", "--epochs", "3", "--eval-every", "1"]
+    argv += ["--checkpoint-every", "1", "--n-units-l1", "24", "--n-units-l2", "12", "--precision", "fp32"]
+    argv += ["--out", str(tmp_path / name), "--storage", f"sqlite:///{tmp_path / 'p.db'}", *extra]
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONWARNINGS="ignore")
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=300)
+
+
+def _study(tmp_path):
+    return optuna.load_study(study_name="accuracy-long", storage=f"sqlite:///{tmp_path / 'p.db'}")
+
+
+def test_pilots_hide_the_test_set_record_one_trial_each_and_final_retrains_the_best(tmp_path, cli):
+    a = _pilot(tmp_path, "a")
+    assert a.returncode == 0, a.stderr
+    b = _pilot(tmp_path, "b", "--aug-elastic-alpha", "20", "--ema-decay", "0.9", "--dropout", "0.0")
+    assert b.returncode == 0, b.stderr
+    result = json.loads((tmp_path / "b" / "result.json").read_text())
+    assert "test_acc" not in json.dumps(result) and "test acc" not in b.stdout  # selection runs never see the test set
+    cfg = result["result"]["config"]
+    assert not cfg["data"]["include_validation"] and cfg["model"]["n_units_l1"] == 24
+    assert cfg["train"]["aug_elastic_alpha"] == 20.0 and cfg["train"]["ema_decay"] == 0.9
+    assert cfg["model"]["dropout"] == 0.0 and cfg["train"]["epochs"] == 3
+    assert cfg["train"]["aug_rotate"] > 0  # the rest comes from the base config (models/accuracy.json)
+    assert result["command"].startswith("python scripts/accuracy_pilot.py --train-size 500")
+    curves = json.loads((tmp_path / "b" / "curves.json").read_text())
+    assert curves["eval_epochs"] == [1, 2, 3]
+
+    trials = _study(tmp_path).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert trials[1].value == result["result"]["val_accuracy"] and trials[1].params["aug_elastic_alpha"] == 20.0
+    assert trials[1].user_attrs["config"] == cfg
+
+    again = _pilot(tmp_path, "a")  # the same command again: resumes the finished run, no second trial
+    assert again.returncode == 0 and "recorded as trial 0" in again.stdout
+    assert len(_study(tmp_path).trials) == 2
+
+    best = max(trials, key=lambda t: t.value)
+    out = tmp_path / "models"
+    r = cli(
+        *("final", "--study-name", "accuracy-long", "--storage", f"sqlite:///{tmp_path / 'p.db'}", "--seeds", "0"),
+        *("--train-size", "500", "--out", str(out), "--name", "pilot", "--json"),
+    )
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((out / "pilot.json").read_text())
+    assert meta["trial_number"] == best.number
+    assert meta["config"]["model"] == best.user_attrs["config"]["model"]
+    assert meta["config"]["data"]["include_validation"]  # the final model trains on all 60,000
+
+
+def test_bad_pilot_input_is_one_line_and_records_nothing(tmp_path):
+    for extra in (("--base", str(tmp_path / "missing.json")), ("--epochs", "0"), ("--ema-decay", "1.5")):
+        r = _pilot(tmp_path, "bad", *extra)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "accuracy_pilot: error:" in r.stderr, r.stderr
+    assert not (tmp_path / "p.db").exists()
