@@ -1,4 +1,4 @@
-"""The shipped model reproduces the test accuracy its JSON records and the README states."""
+"""Each shipped model reproduces the test accuracy its JSON records and the README states."""
 
 import json
 from pathlib import Path
@@ -10,16 +10,20 @@ from mnist_fc.data import load_embedded
 from mnist_fc.export import load_pixelnet, onnx_logits, torch_logits
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL = REPO / "models" / "accuracy"
+MODELS = sorted(p.with_suffix("") for p in (REPO / "models").glob("*.onnx"))
 
 
-@pytest.mark.skipif(not MODEL.with_suffix(".onnx").is_file(), reason="no shipped model in this checkout")
-def test_shipped_model_matches_json_and_readme():
-    meta = json.loads(MODEL.with_suffix(".json").read_text())
+def test_models_are_shipped():
+    assert MODELS, "models/ holds no .onnx model"
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.name for m in MODELS])
+def test_shipped_model_matches_json_and_readme(model: Path) -> None:
+    meta = json.loads(model.with_suffix(".json").read_text())
     _, _, x, y = load_embedded()
-    onnx_acc = float((onnx_logits(MODEL.with_suffix(".onnx"), x).argmax(1) == y).mean())
-    model, _ = load_pixelnet(MODEL.with_suffix(".safetensors"))
-    torch_acc = float((torch_logits(model, x).argmax(1) == y).mean())
+    onnx_acc = float((onnx_logits(model.with_suffix(".onnx"), x).argmax(1) == y).mean())
+    net, _ = load_pixelnet(model.with_suffix(".safetensors"))
+    torch_acc = float((torch_logits(net, x).argmax(1) == y).mean())
     assert onnx_acc == torch_acc == meta["test_accuracy"]
     accs = [s["test_accuracy"] for s in meta["seeds"]]
     assert len(accs) >= 3 and meta["test_accuracy_mean"] == pytest.approx(np.mean(accs))
