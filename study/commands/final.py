@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from study.commands.args import add_study_args, bounded_int, fraction_float, nonneg_int, positive_int
@@ -112,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         log_every=args.log_every,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every,
+        command=shlex.join(["mnist-study", *sys.argv[1:]]),
         echo=echo,
     )
     summary = result.summary()

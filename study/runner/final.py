@@ -166,6 +166,7 @@ def final_retrain(
     log_every: int | None = None,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 1,
+    command: str | None = None,
     echo: Echo = print,
 ) -> FinalResult:
     """Retrain the best trial's config per seed, test each once, save + export + verify the first seed's model.
@@ -173,6 +174,7 @@ def final_retrain(
     `log_every` epochs between progress lines on stderr (None: about FINAL_PROGRESS_LINES per seed, 0: none).
     `checkpoint_dir`: each seed checkpoints to DIR/seed<N>.ckpt every `checkpoint_every` epochs and at its
     end; run again, the same command resumes unfinished seeds and does not retrain finished ones.
+    `command`: the command line that made the model, recorded in its JSON so that anyone can rerun it.
     """
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
@@ -247,6 +249,8 @@ def final_retrain(
         "parallel_jobs": min(jobs, len(seeds)),  # seeds trained at once: their seconds share the CPU
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if command:
+        meta["command"] = command
     stem.parent.mkdir(parents=True, exist_ok=True)
     echo(f"exporting {stem}.onnx and checking it against PyTorch on {len(x_test)} test images ...")
     onnx_path = export_onnx(model, stem.with_suffix(".onnx"))
