@@ -80,6 +80,6 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print(f"{path} ({engine}) on the {source}: {len(y)} images, {int((pred != y).sum())} errors")
-        print(f"test accuracy {accuracy:.4f}")
+        print(f"test accuracy {accuracy:.4f} ({100 * accuracy:.2f}%)")
         print(format_confusion(counts))
     return 0

@@ -62,7 +62,8 @@ def test_evaluate_prints_accuracy_and_confusion(final_dir, cli):
     meta = json.loads((d / "out" / "acc.json").read_text())
     r = cli("evaluate", "out/acc.onnx", cwd=d)
     assert r.returncode == 0, r.stderr
-    assert f"test accuracy {meta['test_accuracy']:.4f}" in r.stdout and "(onnxruntime)" in r.stdout
+    acc = meta["test_accuracy"]
+    assert f"test accuracy {acc:.4f} ({100 * acc:.2f}%)" in r.stdout and "(onnxruntime)" in r.stdout
     assert "true\\pred" in r.stdout and len(r.stdout.splitlines()) == 13
     js = json.loads(cli("evaluate", "out", "--json", cwd=d).stdout)  # the saved folder, through PyTorch
     counts = np.array(js["confusion"])
