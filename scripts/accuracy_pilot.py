@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import shlex
 import sys
 from pathlib import Path
@@ -33,8 +32,9 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from mnist_fc.config import PRECISIONS, RunConfig
 from mnist_fc.export import load_meta
-from mnist_fc.precision import cpu_flags, device_name
+from mnist_fc.precision import cpu_flags
 from mnist_fc.trainer import fit
+from study.runner.final import hardware
 
 # What a pilot may change, as Optuna params: numeric distributions wide enough for any pilot, so that
 # trials with different values stay compatible in one study.
@@ -137,11 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         "result": summary,
         "command": shlex.join(["python", "scripts/accuracy_pilot.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": {
-            "cpu": device_name(torch.device("cpu")),
+            **hardware(),  # the same record `final` writes into a model's JSON
             "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512f"))),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "platform": platform.platform(),
         },
     }
     (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -38,12 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     fig = draw_pilot_curves(points, title=args.title, floor=args.floor)
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        written = [export_images({args.out.name: fig}, args.out.parent)]
+        written = export_images({args.out.name: fig}, args.out.parent)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finals = ", ".join(f"{run} {100 * v:.2f}%" for run, v in final_values(points).items())
-    print("wrote " + ", ".join(str(w) for group in written for w in group) + f"; final validation accuracy: {finals}")
+    print("wrote " + ", ".join(str(w) for w in written) + f"; final validation accuracy: {finals}")
     return 0
 
 

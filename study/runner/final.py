@@ -217,7 +217,7 @@ def final_retrain(
     echo(f"training {len(cfgs)} seed(s) on {n_train} images, {n_epochs} epochs each ...")
     trained = _train_all(cfgs, jobs=jobs, log_every=every, checkpoints=checkpoints, checkpoint_every=checkpoint_every)
     runs: list[dict[str, Any]] = []
-    shipped: tuple[PixelNet, RunConfig, TrainResult] | None = None
+    shipped: tuple[PixelNet, RunConfig, TrainResult, np.ndarray] | None = None
     for cfg, (result, state, normalizer) in zip(cfgs, trained, strict=True):
         seed = cfg.train.seed
         if result.diverged:
@@ -228,7 +228,8 @@ def final_retrain(
         # Every seed is scored as it is saved and deployed (fp32 weights, fp32 inference: what `evaluate` and
         # the ONNX file give), so the seeds' mean and the shipped seed are one measure; a bf16-trained run's
         # own end-of-training figure (bf16 autocast) is kept beside it and can differ by an image or two.
-        accuracy = float((torch_logits(pixelnet, x_test).argmax(1) == y_test).mean())
+        logits = torch_logits(pixelnet, x_test)
+        accuracy = float((logits.argmax(1) == y_test).mean())
         trained_as = f"; {result.test_accuracy:.4f} in {result.precision}" if result.precision != "fp32" else ""
         echo(f"seed {seed}: test accuracy {accuracy:.4f} (fp32 inference{trained_as}; {result.seconds:.0f} s)")
         runs.append(
@@ -241,9 +242,9 @@ def final_retrain(
             }
         )
         if shipped is None:
-            shipped = (pixelnet, cfg, result)
+            shipped = (pixelnet, cfg, result, logits)
     assert shipped is not None  # seeds is not empty
-    model, cfg0, result0 = shipped
+    model, cfg0, result0, ref = shipped  # ref: the shipped seed's PyTorch logits, the ONNX file's reference
     accs = [r["test_accuracy"] for r in runs]
     meta = {
         "config": cfg0.to_dict(),
@@ -266,7 +267,7 @@ def final_retrain(
     stem.parent.mkdir(parents=True, exist_ok=True)
     echo(f"exporting {stem}.onnx and checking it against PyTorch on {len(x_test)} test images ...")
     onnx_path = export_onnx(model, stem.with_suffix(".onnx"))
-    ref, got = torch_logits(model, x_test), onnx_logits(onnx_path, x_test)
+    got = onnx_logits(onnx_path, x_test)
     diff = float(np.abs(ref - got).max())
     if diff > ONNX_ATOL:
         raise UserError(f"ONNX check failed: max |logit difference| {diff:.2e} > {ONNX_ATOL:g}")
