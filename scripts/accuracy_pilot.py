@@ -44,6 +44,9 @@ PARAMS = {
     "dropout": ("model", FloatDistribution(0.0, 1.0)),
     "epochs": ("train", IntDistribution(1, 100_000)),
     "ema_decay": ("train", FloatDistribution(0.0, 1.0)),
+    "lr": ("train", FloatDistribution(0.0, 1000.0)),
+    "weight_decay": ("train", FloatDistribution(0.0, 100.0)),
+    "label_smoothing": ("train", FloatDistribution(0.0, 1.0)),
     "aug_elastic_alpha": ("train", FloatDistribution(0.0, 1000.0)),
     "aug_elastic_sigma": ("train", FloatDistribution(0.1, 100.0)),
     "seed": ("train", IntDistribution(0, 2**31)),
@@ -89,10 +92,12 @@ def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, 
 
 def record_trial(storage: str, study_name: str, params: dict, value: float, attrs: dict) -> int:
     """Store the finished pilot as a COMPLETE trial (maximised validation accuracy), once: a pilot already
-    recorded from the same --out with the same params keeps its trial."""
+    recorded from the same --out with the same config keeps its trial (compared by config, not params, so
+    that a pilot recorded before a param was added to PARAMS is still found)."""
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
     for t in study.get_trials(deepcopy=False):  # the same command again (it resumed a finished run): no duplicate
-        if t.user_attrs.get("pilot") == attrs["pilot"] and t.params == params:
+        same = t.user_attrs.get("config") == attrs["config"] or t.params == params
+        if t.user_attrs.get("pilot") == attrs["pilot"] and same:
             return t.number
     trial = optuna.trial.create_trial(
         params=params,

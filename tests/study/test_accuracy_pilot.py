@@ -29,7 +29,10 @@ def _study(tmp_path):
 def test_pilots_hide_the_test_set_record_one_trial_each_and_final_retrains_the_best(tmp_path, cli):
     a = _pilot(tmp_path, "a")
     assert a.returncode == 0, a.stderr
-    b = _pilot(tmp_path, "b", "--aug-elastic-alpha", "20", "--ema-decay", "0.9", "--dropout", "0.0")
+    b = _pilot(
+        *(tmp_path, "b", "--aug-elastic-alpha", "20", "--ema-decay", "0.9", "--dropout", "0.0"),
+        *("--lr", "0.003", "--weight-decay", "0.05", "--label-smoothing", "0.1"),
+    )
     assert b.returncode == 0, b.stderr
     result = json.loads((tmp_path / "b" / "result.json").read_text())
     assert "test_acc" not in json.dumps(result) and "test acc" not in b.stdout  # selection runs never see the test set
@@ -37,6 +40,8 @@ def test_pilots_hide_the_test_set_record_one_trial_each_and_final_retrains_the_b
     assert not cfg["data"]["include_validation"] and cfg["model"]["n_units_l1"] == 24
     assert cfg["train"]["aug_elastic_alpha"] == 20.0 and cfg["train"]["ema_decay"] == 0.9
     assert cfg["model"]["dropout"] == 0.0 and cfg["train"]["epochs"] == 3
+    assert cfg["train"]["lr"] == 0.003 and cfg["train"]["weight_decay"] == 0.05
+    assert cfg["train"]["label_smoothing"] == 0.1
     assert cfg["train"]["aug_rotate"] > 0  # the rest comes from the base config (models/accuracy.json)
     assert result["command"].startswith("python scripts/accuracy_pilot.py --train-size 500")
     curves = json.loads((tmp_path / "b" / "curves.json").read_text())
@@ -45,7 +50,7 @@ def test_pilots_hide_the_test_set_record_one_trial_each_and_final_retrains_the_b
     trials = _study(tmp_path).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert trials[1].value == result["result"]["val_accuracy"] and trials[1].params["aug_elastic_alpha"] == 20.0
-    assert trials[1].user_attrs["config"] == cfg
+    assert trials[1].user_attrs["config"] == cfg and trials[1].params["weight_decay"] == 0.05
 
     again = _pilot(tmp_path, "a")  # the same command again: resumes the finished run, no second trial
     assert again.returncode == 0 and "recorded as trial 0" in again.stdout
