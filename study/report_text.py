@@ -9,12 +9,20 @@ import optuna
 from study.errors import UserError
 
 
-def best_record(study: optuna.Study) -> dict[str, Any]:
-    """The best complete trial by validation accuracy, with its params and stored attributes."""
+def best_record(study: optuna.Study, *, trial: int | None = None) -> dict[str, Any]:
+    """The best complete trial by validation accuracy (or complete trial number `trial`), with its params and
+    stored attributes. `trial` is for a choice made otherwise on validation, e.g. the best mean over seeds."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         raise UserError(f"study {study.study_name!r} has no complete trial yet")
-    best = study.best_trial
+    if trial is None:
+        best = study.best_trial
+    else:
+        chosen = [t for t in complete if t.number == trial]
+        if not chosen:
+            numbers = ", ".join(str(t.number) for t in complete[:20]) + (", ..." if len(complete) > 20 else "")
+            raise UserError(f"study {study.study_name!r} has no complete trial #{trial} (complete trials: {numbers})")
+        best = chosen[0]
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1

@@ -16,7 +16,8 @@ EXAMPLE = """examples:
       --seeds 0,1,2 --epochs 60 --jobs 3 --device cpu --out models/    # the shipped model
   mnist-study final --study-name accuracy --storage sqlite:///studies/accuracy.db \\
       --seeds 0,1,2 --epochs 60 --checkpoint-dir runs/final-ckpt/ --out models/    # again: resumes
-  mnist-study final --study-name mine --storage sqlite:///mine.db --seeds 0 --out /tmp/m/ --json"""
+  mnist-study final --study-name mine --storage sqlite:///mine.db --seeds 0 --out /tmp/m/ --json
+  mnist-study final --study-name mine --storage sqlite:///mine.db --trial 7 --seeds 0 --out /tmp/m/"""
 
 MAX_SEEDS = 1000
 
@@ -49,6 +50,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default=FINAL_OUT, help=f"output folder (default {FINAL_OUT}/)")
     p.add_argument("--name", help="file stem of the saved model (default: the study name)")
+    p.add_argument(
+        "--trial",
+        type=nonneg_int,
+        metavar="N",
+        help="retrain complete trial N instead of the best one (e.g. the best mean over pilot seeds)",
+    )
     p.add_argument("--epochs", type=positive_int, help="override the trial's epochs (e.g. to fit a time budget)")
     p.add_argument(
         "--train-size", type=positive_int, help="stratified subsample of the 60,000 images (quick checks only)"
@@ -114,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every,
         command=shlex.join(["mnist-study", *sys.argv[1:]]),
+        trial=args.trial,
         echo=echo,
     )
     summary = result.summary()

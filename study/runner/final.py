@@ -56,6 +56,7 @@ class FinalResult:
     def summary(self) -> dict[str, Any]:
         """The record `final --json` prints."""
         return {
+            "trial_number": self.meta["trial_number"],
             "test_accuracy_mean": self.meta["test_accuracy_mean"],
             "test_accuracy_std": self.meta["test_accuracy_std"],
             "seeds": self.runs,
@@ -90,7 +91,7 @@ def final_config(
 ) -> RunConfig:
     """The best trial's config, trained on all 60,000 training images, with the given overrides."""
     if not record.get("config"):
-        raise UserError(f"best trial #{record['trial_number']} stores no config (not made by mnist-study run?)")
+        raise UserError(f"trial #{record['trial_number']} stores no config (not made by mnist-study run?)")
     cfg = RunConfig.from_dict(record["config"])
     overrides = {"epochs": epochs, "device": device, "precision": precision, "ema_decay": ema_decay}
     train = dataclasses.replace(cfg.train, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
@@ -167,9 +168,13 @@ def final_retrain(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 1,
     command: str | None = None,
+    trial: int | None = None,
     echo: Echo = print,
 ) -> FinalResult:
     """Retrain the best trial's config per seed, test each once, save + export + verify the first seed's model.
+
+    `trial`: retrain this complete trial instead of the best one (a choice made on validation otherwise,
+    e.g. the best mean over several pilot seeds).
 
     `log_every` epochs between progress lines on stderr (None: about FINAL_PROGRESS_LINES per seed, 0: none).
     `checkpoint_dir`: each seed checkpoints to DIR/seed<N>.ckpt every `checkpoint_every` epochs and at its
@@ -183,7 +188,7 @@ def final_retrain(
         raise UserError("--checkpoint-every must be >= 1")
     check_study_name(study_name)
     study = load_study(open_storage(storage or _default_storage(), create=False), study_name)
-    record = best_record(study)
+    record = best_record(study, trial=trial)
     cfgs = [
         final_config(
             record,

@@ -88,6 +88,31 @@ def test_final_without_study_is_one_line_error(tmp_path, cli):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
+def test_final_trial_picks_a_complete_trial_and_refuses_others(final_dir, cli):
+    d, summary = final_dir
+    import optuna
+
+    study = optuna.load_study(study_name="acc", storage=f"sqlite:///{d / 's.db'}")
+    other = next(t.number for t in study.trials if t.number != summary["trial_number"])
+    r = cli(
+        "final", "--storage", "sqlite:///s.db", "--study-name", "acc", "--trial", str(other), "--seeds", "0",
+        "--epochs", "1", "--train-size", "300", "--out", "picked", "--json", cwd=d,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["trial_number"] == other
+    meta = json.loads((d / "picked" / "acc.json").read_text())
+    assert meta["trial_number"] == other and "--trial" in meta["command"]
+    assert meta["config"]["model"] == study.trials[other].user_attrs["config"]["model"]
+    for bad in ("99", "-1", "x"):  # not a complete trial / not a number: one line, exit 2, nothing written
+        r = cli("final", "--storage", "sqlite:///s.db", "--study-name", "acc", "--trial", bad, "--out", "bad", cwd=d)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, bad
+    assert (
+        "no complete trial #99"
+        in cli("final", "--storage", "sqlite:///s.db", "--study-name", "acc", "--trial", "99", cwd=d).stderr
+    )
+    assert not (d / "bad").exists()
+
+
 def test_seed_list_parsing():
     import argparse
 
