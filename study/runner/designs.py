@@ -35,6 +35,7 @@ from study.designs import (
 from study.errors import UserError
 from study.objective import Objective
 from study.runner.loops import optimize_batched
+from study.runner.one_trial import optimize_one
 from study.runner.optimize import threads_per_job
 from study.storage import HEARTBEAT_SECONDS, MAX_RETRY, check_study_name, curve_store, open_storage, redact
 
@@ -160,7 +161,7 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
             except NotACell:
                 pass
         else:
-            study.optimize(objective, n_trials=1, show_progress_bar=False, catch=(NotACell,))
+            optimize_one(study, objective, catch=(NotACell,))
 
 
 def _worker(designs: list[str], storage_url: str, prefix: str, base: RunConfig, batch_trials: int, jobs: int) -> None:

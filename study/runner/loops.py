@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from mnist_fc.batched import group_by_key, train_batched
 from mnist_fc.trainer import TrainResult, train
 from study.objective import Objective
+from study.runner.one_trial import optimize_one
 from study.runner.recovery import fail_dead_local_trials, fail_stale_trials
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
@@ -59,7 +60,7 @@ def optimize_until_complete(
         if complete >= target and not waiting:
             return
         if waiting or complete + _count(study, TrialState.RUNNING) < target:
-            study.optimize(objective, n_trials=1, callbacks=list(callbacks), show_progress_bar=False)
+            optimize_one(study, objective, callbacks=callbacks)
         else:
             time.sleep(poll_s * random.uniform(0.5, 1.5))  # jitter: waiting workers do not wake in step
 

@@ -48,6 +48,7 @@ from study.objective import Objective, report_every, worker_id
 from study.pruners import PRUNERS, make_pruner
 from study.report_text import best_summary
 from study.runner.loops import optimize_batched, optimize_until_complete
+from study.runner.one_trial import optimize_n
 from study.runner.progress import Echo, TrialLog, counts, worker_summary
 from study.runner.recovery import fail_dead_local_trials, requeue_interrupted
 from study.safety import check_study_settings
@@ -240,9 +241,7 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
                 callbacks=[log],
             )
         else:
-            study.optimize(
-                objective_here, n_trials=n_trials, timeout=plan.timeout, callbacks=[log], show_progress_bar=False
-            )
+            optimize_n(study, objective_here, n_trials=n_trials, timeout=plan.timeout, callbacks=[log])
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the re-queue short
         log.close()

@@ -1,0 +1,92 @@
+"""One trial through `study.optimize`, surviving a heartbeat false positive.
+
+A live worker whose heartbeat is late (a loaded machine, a slow database commit) can have its
+RUNNING trial failed as stale by another worker, which re-queues a copy with the same params.
+The live worker then finds its trial finished: its next write raises UpdateFinishedTrialError,
+and Optuna's own tell raises ``ValueError("Cannot tell a FAIL trial.")`` out of `study.optimize`.
+That worker is not broken and its trial is not lost (the copy runs), so it drops its result,
+says so in one line, and goes on to the next trial instead of exiting with a "bug".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+Callback = Callable[[optuna.Study, FrozenTrial], None]
+
+_log = logging.getLogger("optuna")  # the stream Optuna's own trial lines use, so the line sits beside them
+
+
+def optimize_one(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    callbacks: Sequence[Callback] = (),
+    catch: tuple[type[Exception], ...] = (),
+) -> bool:
+    """Run one trial; False when another worker failed it as stale meanwhile (its re-queued copy runs).
+
+    Taken over means: a write of the objective met the finished trial (UpdateFinishedTrialError), or
+    the trial was finished before Optuna's tell (only another process finishes it then), or the
+    objective returned and `study.optimize` still raised with the trial FAILED (the verdict landed
+    between our return and Optuna's tell, whose refusal surfaces as ValueError or AssertionError).
+    """
+    trial_id: list[int] = []
+    number: list[int] = []
+    seen = {"returned": False, "finished_early": False}
+
+    def tracked(trial: optuna.Trial) -> float:
+        trial_id.append(trial._trial_id)
+        number.append(trial.number)
+        try:
+            value = objective(trial)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            seen["finished_early"] = True
+            raise
+        except BaseException:
+            seen["finished_early"] = _state(study, trial._trial_id).is_finished()
+            raise
+        seen["returned"] = True
+        seen["finished_early"] = _state(study, trial._trial_id).is_finished()
+        return value
+
+    try:
+        study.optimize(tracked, n_trials=1, callbacks=list(callbacks), catch=catch, show_progress_bar=False)
+    except Exception:
+        taken = trial_id and (
+            seen["finished_early"] or (seen["returned"] and _state(study, trial_id[0]) == TrialState.FAIL)
+        )
+        if not taken:
+            raise
+        _log.warning(
+            "Trial %d was failed as stale by another worker (its heartbeat was late) and re-queued with the "
+            "same params; this worker drops its result and goes on.",
+            number[0],
+        )
+        return False
+    return True
+
+
+def _state(study: optuna.Study, trial_id: int) -> TrialState:
+    return study._storage.get_trial(trial_id).state
+
+
+def optimize_n(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    n_trials: int,
+    timeout: float | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> None:
+    """`study.optimize(n_trials=..., timeout=...)`, one trial at a time through `optimize_one`."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for _ in range(n_trials):
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        optimize_one(study, objective, callbacks=callbacks)
