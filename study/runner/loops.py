@@ -19,9 +19,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_fc.batched import group_by_key, train_batched
+from mnist_fc.results import EvalCallback
 from mnist_fc.trainer import TrainResult, train
 from study.objective import Objective
-from study.runner.one_trial import optimize_one
+from study.runner.one_trial import log_taken_over, optimize_one
 from study.runner.recovery import fail_dead_local_trials, fail_stale_trials
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
@@ -79,6 +80,18 @@ def _finished(study: optuna.Study, trial: optuna.Trial) -> bool:
     return study._storage.get_trial(trial._trial_id).state.is_finished()
 
 
+def _stop_if_taken_over(callback: EvalCallback) -> EvalCallback:
+    """Stop training a batch member whose trial another worker failed as stale (its report is refused)."""
+
+    def checked(epoch: int, metrics: dict[str, float]) -> bool:
+        try:
+            return callback(epoch, metrics)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return True  # the other members train on; the tell below drops this one
+
+    return checked
+
+
 def optimize_batched(
     study: optuna.Study,
     objective: Objective,
@@ -99,7 +112,7 @@ def optimize_batched(
         try:
             cfgs = [objective.sample(t) for t in trials]
             for group in group_by_key(cfgs):
-                on_eval = [objective.on_eval(trials[i], cfgs[i]) for i in group]
+                on_eval = [_stop_if_taken_over(objective.on_eval(trials[i], cfgs[i])) for i in group]
                 if len(group) == 1:
                     results = [train(cfgs[group[0]], split=objective.split, on_eval=on_eval[0])]
                 else:
@@ -108,8 +121,9 @@ def optimize_batched(
                     told.add(i)
                     try:
                         frozen = _tell(study, objective, trials[i], result)
-                    except optuna.exceptions.UpdateFinishedTrialError:
-                        continue  # another worker failed it as stale and re-queued it: that copy runs again
+                    except optuna.exceptions.UpdateFinishedTrialError:  # its copy runs again, here or elsewhere
+                        log_taken_over(trials[i].number)
+                        continue
                     for callback in callbacks:
                         callback(study, frozen)
         finally:  # a crash or Ctrl-C must not leave trials RUNNING forever (ask/tell has no heartbeat)

@@ -63,13 +63,17 @@ def optimize_one(
         )
         if not taken:
             raise
-        _log.warning(
-            "Trial %d was failed as stale by another worker (its heartbeat was late) and re-queued with the "
-            "same params; this worker drops its result and goes on.",
-            number[0],
-        )
+        log_taken_over(number[0])
         return False
     return True
+
+
+def log_taken_over(number: int) -> None:
+    _log.warning(
+        "Trial %d was failed as stale by another worker (its heartbeat was late) and re-queued with the "
+        "same params; this worker drops its result and goes on.",
+        number,
+    )
 
 
 def _state(study: optuna.Study, trial_id: int) -> TrialState:

@@ -96,3 +96,24 @@ def test_the_real_worker_survives_a_false_stale_verdict(tmp_path: Path, mode: tu
     else:  # --until-complete 2: the copy and one more
         assert count(ts, TrialState.COMPLETE) == 2
     assert_no_loss(ts, killed=[victim.number])
+
+
+def test_a_batched_worker_drops_the_taken_over_member_and_tells_the_others(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'batch.db'}"
+    w = Worker.start(
+        tmp_path,
+        "batch",
+        *("--storage", url, "--study-name", "s", "--trials", "2", "--batch-trials", "2"),
+        *(*TINY, "--epochs", "500", "--precision", "fp32"),
+    )
+    victim = wait_running_trial(url, "s", worker=w, min_complete=0)
+    _as_another_worker(url, victim._trial_id)
+    assert w.wait() == 0, w.output
+    assert f"Trial {victim.number} was failed as stale by another worker" in w.output
+    assert "Traceback" not in w.output and "bug:" not in w.output
+    by_number = {t.number: t for t in trials(url, "s")}
+    assert by_number.pop(victim.number).state == TrialState.FAIL
+    copy = next(t for t in by_number.values() if t.system_attrs.get("retry_history") == [victim.number])
+    assert copy.state == TrialState.WAITING  # --trials 2 ran one round of two; the copy waits for the next run
+    others = [t for t in by_number.values() if t.number != copy.number]
+    assert len(others) == 1 and others[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
