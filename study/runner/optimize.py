@@ -50,7 +50,7 @@ from study.report_text import best_summary
 from study.runner.loops import optimize_batched, optimize_until_complete
 from study.runner.one_trial import optimize_n
 from study.runner.progress import Echo, TrialLog, counts, worker_summary
-from study.runner.recovery import fail_dead_local_trials, requeue_interrupted
+from study.runner.recovery import fail_dead_local_trials, requeue_interrupted, runner
 from study.safety import check_study_settings
 from study.sampler import make_sampler
 from study.spaces import SPACES
@@ -360,7 +360,9 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
         workers = run_jobs(plan)
         for line in worker_summary(study, workers=workers):
             echo(line)
-        ran = counts(t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") in workers)
+        trials = study.get_trials(deepcopy=False)
+        by_number = {t.number: t for t in trials}
+        ran = counts(t for t in trials if runner(t, by_number) in workers)
     else:
         total = max(0, plan.until_complete - complete) if plan.until_complete else plan.n_trials
         log = TrialLog(total=total, bar=plan.progress)

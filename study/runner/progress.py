@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from study import interrupt
+from study.runner.recovery import runner
 
 
 def counts(trials: Iterable[FrozenTrial]) -> str:
@@ -73,8 +74,10 @@ class TrialLog:
 def worker_summary(study: optuna.Study, *, workers: dict[str, str]) -> list[str]:
     """One line per worker id in `workers` (id -> label): what its trials ended as."""
     by_worker: dict[str, list[FrozenTrial]] = {w: [] for w in workers}
-    for t in study.get_trials(deepcopy=False):
-        w = t.user_attrs.get("worker")
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    for t in trials:
+        w = runner(t, by_number)  # not a re-queued copy's inherited attr
         if w in by_worker:
             by_worker[w].append(t)
     return [f"{label} ({w}): {counts(by_worker[w])}" for w, label in workers.items()]

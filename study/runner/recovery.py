@@ -59,15 +59,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def runner(trial: FrozenTrial, by_number: dict[int, FrozenTrial]) -> str | None:
+    """The worker (host:pid) running `trial`, or None while that is not known yet.
+
+    A re-queued copy carries the user attrs of the trial it replaces, "worker" included (Optuna's
+    retry callbacks copy them). From the moment another worker pops the copy (RUNNING) until its
+    objective stores its own "worker", the attr still names the dead worker: read as the runner, it
+    made a third worker fail a live trial (two CI runs did). So an attr equal to the replaced
+    trial's is not evidence of who runs the copy.
+    """
+    worker = trial.user_attrs.get("worker")
+    history = trial.system_attrs.get("retry_history") or []
+    replaced = by_number.get(history[-1]) if history else None
+    if worker is None or (replaced is not None and replaced.user_attrs.get("worker") == worker):
+        return None
+    return str(worker)
+
+
 def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     """Fail and re-queue, at once, RUNNING trials whose worker (host:pid) ran on this host and is gone.
 
     No heartbeat grace is needed for them: the pid's absence proves the worker dead. Trials of
-    other hosts keep waiting for the heartbeat. Returns the numbers of the trials failed here.
+    other hosts, and copies whose runner is not known yet, keep waiting for the heartbeat. Returns
+    the numbers of the trials failed here.
     """
     done = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = _local_pid(str(t.user_attrs.get("worker", "")))
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    for t in trials:
+        if t.state != TrialState.RUNNING:
+            continue
+        pid = _local_pid(runner(t, by_number) or "")
         if pid is None or pid == os.getpid() or _alive(pid):
             continue
         failed = _fail(study, t)
@@ -89,6 +111,7 @@ def requeue_interrupted(
     """
     worker = worker or worker_id()
     trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     again = []
     for t in trials:
@@ -98,11 +121,11 @@ def requeue_interrupted(
         # failed by mistake is re-queued with its params all the same.
         orphan = (
             t.state == TrialState.RUNNING
-            and "worker" not in t.user_attrs
+            and runner(t, by_number) is None
             and t.datetime_start is not None
             and t.datetime_start >= since
         )
-        if (t.user_attrs.get("worker") != worker and t.number not in numbers and not orphan) or t.number in retried:
+        if (runner(t, by_number) != worker and t.number not in numbers and not orphan) or t.number in retried:
             continue
         if t.state == TrialState.RUNNING:
             failed = _fail(study, t)

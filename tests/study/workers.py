@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 # Tiny trials (~1-3 s on a busy 2-core CPU) that still last long enough to be killed mid-way.
 TINY = ("--train-size", "200", "--epochs", "100", "--eval-every", "50", "--device", "cpu", "--no-progress")
 # Heartbeats every second, but a trial is stale only after 30 s of silence: a dead worker on this host is
-# failed at once by its pid, and a 2 s grace failed a live worker's trial on a loaded CI machine (the
-# worker surviving that is tested in test_one_trial.py; here it would only blur which trial was killed).
+# failed at once by its pid, and a grace of 2 s could fail a live worker's trial on a loaded machine (the
+# worker survives that, see test_one_trial.py, but here it would blur which trial was killed).
 HEARTBEAT = ("--heartbeat", "1", "--grace", "30")
 
 
