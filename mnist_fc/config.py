@@ -109,6 +109,9 @@ class TrainConfig:
     aug_shear: float = 0.0  # max shear angle in degrees, uniform +-
     aug_elastic_alpha: float = 0.0  # elastic distortion strength in pixels (Simard 2003); 0 = none
     aug_elastic_sigma: float = 4.0  # smoothness (Gaussian sigma, pixels) of the elastic displacement field
+    # The last K epochs train on the clean images (augmentation off), so that the weights end fitted to
+    # undistorted digits like the test set's. 0 = augment to the end; needs some augmentation above.
+    aug_clean_epochs: int = 0
     # Exponential moving average of the weights (and BatchNorm statistics), updated after every optimiser
     # step: avg <- d * avg + (1 - d) * weights; validation/test metrics and the returned model are the
     # average's. 0 = off (the article); e.g. 0.999 averages over the last ~1,000 steps. Still one network.
@@ -215,6 +218,8 @@ def validate(cfg: RunConfig) -> None:
         ),
         (t.aug_scale < 1.0, "augmentation scale must be < 1"),
         (t.aug_elastic_sigma > 0, "elastic sigma must be > 0"),
+        (0 <= t.aug_clean_epochs <= t.epochs, "clean epochs must be in [0, epochs]"),
+        (t.aug_clean_epochs == 0 or t.augments(), "clean epochs need augmentation to switch off"),
         (t.device in DEVICES, f"unknown device {t.device!r} (choose from {', '.join(DEVICES)})"),
         (t.precision in PRECISIONS, f"unknown precision {t.precision!r} (choose from {', '.join(PRECISIONS)})"),
     ]

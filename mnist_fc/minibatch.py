@@ -168,7 +168,7 @@ def _loop(
     for epoch in range(run.epochs_run + 1, t.epochs + 1):
         if finished_before:
             break
-        if pixels is not None:  # a fresh random warp of every training image, then normalise
+        if pixels is not None and epoch <= t.epochs - t.aug_clean_epochs:  # a fresh warp of every image, normalised
             x = ((augment_images(pixels, aug, generator=gen) - shift) / scale).to(x_clean.dtype)
         else:
             x = x_clean

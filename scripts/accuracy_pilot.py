@@ -49,6 +49,7 @@ PARAMS = {
     "label_smoothing": ("train", FloatDistribution(0.0, 1.0)),
     "aug_elastic_alpha": ("train", FloatDistribution(0.0, 1000.0)),
     "aug_elastic_sigma": ("train", FloatDistribution(0.1, 100.0)),
+    "aug_clean_epochs": ("train", IntDistribution(0, 100_000)),
     "seed": ("train", IntDistribution(0, 2**31)),
 }
 
@@ -92,11 +93,14 @@ def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, 
 
 def record_trial(storage: str, study_name: str, params: dict, value: float, attrs: dict) -> int:
     """Store the finished pilot as a COMPLETE trial (maximised validation accuracy), once: a pilot already
-    recorded from the same --out with the same config keeps its trial (compared by config, not params, so
-    that a pilot recorded before a param was added to PARAMS is still found)."""
+    recorded from the same --out with the same config keeps its trial (compared as configs, not params or
+    dicts, so that a pilot recorded before a param or a config field was added is still found)."""
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
+    config = RunConfig.from_dict(attrs["config"])
     for t in study.get_trials(deepcopy=False):  # the same command again (it resumed a finished run): no duplicate
-        same = t.user_attrs.get("config") == attrs["config"] or t.params == params
+        # As configs, not dicts: one stored before a field existed lacks that key but means its default.
+        same = "config" in t.user_attrs and RunConfig.from_dict(t.user_attrs["config"]) == config
+        same = same or t.params == params
         if t.user_attrs.get("pilot") == attrs["pilot"] and same:
             return t.number
     trial = optuna.trial.create_trial(

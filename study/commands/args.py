@@ -179,6 +179,7 @@ MINIBATCH_FIELDS = (
     "aug_shear",
     "aug_elastic_alpha",
     "aug_elastic_sigma",
+    "aug_clean_epochs",
 )
 
 
@@ -197,6 +198,11 @@ def add_minibatch_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--aug-elastic-alpha", type=nonneg_float, help="elastic distortion strength, pixels (Simard: 34)")
     g.add_argument(
         "--aug-elastic-sigma", type=positive_pixels_float, help="elastic field smoothness, pixels (default 4)"
+    )
+    g.add_argument(
+        "--aug-clean-epochs",
+        type=_number(int, minimum=0, maximum=MAX_EPOCHS),
+        help="train the last K epochs on clean images, augmentation off (default 0)",
     )
 
 

@@ -99,6 +99,9 @@ def test_optimizers_are_the_named_ones():
         (dict(label_smoothing=1.0), "label smoothing"),
         (dict(aug_rotate=-1), "augmentation"),
         (dict(aug_scale=1.0), "scale"),
+        (dict(aug_clean_epochs=3), "need augmentation"),
+        (dict(aug_shift=1, epochs=2, aug_clean_epochs=3), "clean epochs"),
+        (dict(aug_shift=1, aug_clean_epochs=-1), "clean epochs"),
     ],
 )
 def test_bad_values_rejected(kw, msg):
@@ -174,3 +177,18 @@ def test_ema_model_is_the_average_of_the_step_weights(small_split):
     x_test = torch.from_numpy(avg.normalizer(small_split.x_test)).float()
     _, acc = evaluate(avg.model, x_test, torch.tensor(small_split.y_test), precision="fp32")
     assert acc == pytest.approx(avg.result.test_accuracy, abs=2e-4)  # the returned model is the one tested
+
+
+def test_clean_epochs_switch_augmentation_off_for_the_last_epochs(small_split):
+    """The first epochs are exactly the augmented run's; all-clean is exactly the unaugmented run."""
+    aug = dict(epochs=4, aug_shift=2, aug_rotate=10)
+    augmented = train(_cfg(**aug), split=small_split)
+    tail = train(_cfg(**aug, aug_clean_epochs=2), split=small_split)
+    all_clean = train(_cfg(**aug, aug_clean_epochs=4), split=small_split)
+    plain = train(_cfg(epochs=4), split=small_split)
+    assert tail.curves.train_loss[:2] == augmented.curves.train_loss[:2]
+    assert tail.curves.train_loss[2:] != augmented.curves.train_loss[2:]
+    assert all_clean.curves.train_loss == plain.curves.train_loss
+    assert all_clean.curves.val_accuracy == plain.curves.val_accuracy
+    # clean images are easier to fit than fresh warps: the switch shows in the training loss
+    assert tail.curves.train_loss[2] < augmented.curves.train_loss[2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -31,7 +32,7 @@ def test_pilots_hide_the_test_set_record_one_trial_each_and_final_retrains_the_b
     assert a.returncode == 0, a.stderr
     b = _pilot(
         *(tmp_path, "b", "--aug-elastic-alpha", "20", "--ema-decay", "0.9", "--dropout", "0.0"),
-        *("--lr", "0.003", "--weight-decay", "0.05", "--label-smoothing", "0.1"),
+        *("--lr", "0.003", "--weight-decay", "0.05", "--label-smoothing", "0.1", "--aug-clean-epochs", "1"),
     )
     assert b.returncode == 0, b.stderr
     result = json.loads((tmp_path / "b" / "result.json").read_text())
@@ -41,7 +42,7 @@ def test_pilots_hide_the_test_set_record_one_trial_each_and_final_retrains_the_b
     assert cfg["train"]["aug_elastic_alpha"] == 20.0 and cfg["train"]["ema_decay"] == 0.9
     assert cfg["model"]["dropout"] == 0.0 and cfg["train"]["epochs"] == 3
     assert cfg["train"]["lr"] == 0.003 and cfg["train"]["weight_decay"] == 0.05
-    assert cfg["train"]["label_smoothing"] == 0.1
+    assert cfg["train"]["label_smoothing"] == 0.1 and cfg["train"]["aug_clean_epochs"] == 1
     assert cfg["train"]["aug_rotate"] > 0  # the rest comes from the base config (models/accuracy.json)
     assert result["command"].startswith("python scripts/accuracy_pilot.py --train-size 500")
     curves = json.loads((tmp_path / "b" / "curves.json").read_text())
@@ -53,6 +54,18 @@ def test_pilots_hide_the_test_set_record_one_trial_each_and_final_retrains_the_b
     assert trials[1].user_attrs["config"] == cfg and trials[1].params["weight_decay"] == 0.05
 
     again = _pilot(tmp_path, "a")  # the same command again: resumes the finished run, no second trial
+    assert again.returncode == 0 and "recorded as trial 0" in again.stdout
+    assert len(_study(tmp_path).trials) == 2
+    # A pilot recorded before a config field and its param existed (aug_clean_epochs here) is still found.
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        (row,) = db.execute("SELECT value_json FROM trial_user_attributes WHERE trial_id = 1 AND key = 'config'")
+        old = json.loads(row[0])
+        del old["train"]["aug_clean_epochs"]
+        db.execute(
+            "UPDATE trial_user_attributes SET value_json = ? WHERE trial_id = 1 AND key = 'config'", (json.dumps(old),)
+        )
+        db.execute("DELETE FROM trial_params WHERE trial_id = 1 AND param_name = 'aug_clean_epochs'")
+    again = _pilot(tmp_path, "a")
     assert again.returncode == 0 and "recorded as trial 0" in again.stdout
     assert len(_study(tmp_path).trials) == 2
 
