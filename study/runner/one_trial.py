@@ -48,7 +48,7 @@ def optimize_one(
         except optuna.exceptions.UpdateFinishedTrialError:
             seen["finished_early"] = True
             raise
-        except BaseException:
+        except Exception:  # not Ctrl-C: that goes straight up to the re-queue, with no storage read first
             seen["finished_early"] = _state(study, trial._trial_id).is_finished()
             raise
         seen["returned"] = True
