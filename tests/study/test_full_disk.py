@@ -13,6 +13,7 @@ import pytest
 from study.cli import environment_error
 
 TINY = ("--epochs", "300", "--train-size", "500", "--device", "cpu", "--no-progress")
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def test_environment_errors_are_recognised_through_the_exception_chain() -> None:
@@ -42,14 +43,16 @@ def small_disk(tmp_path: Path):
 
 def test_disk_full_mid_study_is_one_line_and_leaves_nothing_running(cli, small_disk: Path) -> None:
     url = f"sqlite:///{small_disk / 's.db'}"
-    r = cli("run", "--trials", "40", "--storage", url, "--study-name", "s", *TINY)
+    # One torch thread: with another process busy on the 2 cores, two threads made these tiny trials
+    # crawl (90 s instead of 3 s each, measured) and the 40 of them outran the timeout.
+    r = cli("run", "--trials", "40", "--storage", url, "--study-name", "s", *TINY, env=ONE_THREAD)
     assert r.returncode == 2, (r.stdout[-500:], r.stderr[-2000:])
     errors = [line for line in r.stderr.splitlines() if line.startswith("mnist-study")]
     assert len(errors) == 1 and "disk" in errors[0] and "full" in errors[0], r.stderr
     assert "Traceback" not in r.stderr and "bug" not in r.stderr
     # With space again, the next run fails whatever the full disk left RUNNING (its worker is dead).
     subprocess.run(["mount", "-o", "remount,size=20m", str(small_disk)], check=True)
-    r = cli("run", "--trials", "1", "--storage", url, "--study-name", "s", *TINY)
+    r = cli("run", "--trials", "1", "--storage", url, "--study-name", "s", *TINY, env=ONE_THREAD)
     assert r.returncode == 0, r.stderr[-2000:]
     with sqlite3.connect(f"file:{small_disk / 's.db'}?mode=ro", uri=True) as conn:
         states = [s for (s,) in conn.execute("SELECT state FROM trials")]
