@@ -65,7 +65,7 @@ def runner(trial: FrozenTrial, by_number: dict[int, FrozenTrial]) -> str | None:
     A re-queued copy carries the user attrs of the trial it replaces, "worker" included (Optuna's
     retry callbacks copy them). From the moment another worker pops the copy (RUNNING) until its
     objective stores its own "worker", the attr still names the dead worker: read as the runner, it
-    made a third worker fail a live trial (two CI runs did). So an attr equal to the replaced
+    made a third worker fail a live trial (a CI run and a fresh-clone run did). So an attr equal to the replaced
     trial's is not evidence of who runs the copy.
     """
     worker = trial.user_attrs.get("worker")

@@ -1,6 +1,6 @@
 """Whose trial is it? A re-queued copy inherits the dead worker's "worker" attr until it is run.
 
-Two CI runs failed on this: worker A died mid-trial; worker B failed its trial and queued a copy
+A CI run and a fresh-clone run failed on this: worker A died mid-trial; worker B failed its trial and queued a copy
 (Optuna copies the user attrs, "worker" included) and popped it; before B's objective stored its own
 "worker", worker C read the inherited attr, saw a dead pid and failed B's live trial.
 """
