@@ -22,7 +22,7 @@ from mnist_fc.batched import group_by_key, train_batched
 from mnist_fc.results import EvalCallback
 from mnist_fc.trainer import TrainResult, train
 from study.objective import Objective
-from study.runner.one_trial import log_taken_over, optimize_one
+from study.runner.one_trial import log_taken_over, optimize_one, stored_state
 from study.runner.recovery import fail_dead_local_trials, fail_stale_trials
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
@@ -75,11 +75,6 @@ def _tell(study: optuna.Study, objective: Objective, trial: optuna.Trial, result
     return study.tell(trial, value)
 
 
-def _finished(study: optuna.Study, trial: optuna.Trial) -> bool:
-    """Whether the storage already holds `trial` as finished (e.g. failed as stale by another worker)."""
-    return study._storage.get_trial(trial._trial_id).state.is_finished()
-
-
 def _stop_if_taken_over(callback: EvalCallback) -> EvalCallback:
     """Stop training a batch member whose trial another worker failed as stale (its report is refused)."""
 
@@ -128,6 +123,6 @@ def optimize_batched(
                         callback(study, frozen)
         finally:  # a crash or Ctrl-C must not leave trials RUNNING forever (ask/tell has no heartbeat)
             for i, trial in enumerate(trials):
-                if i not in told and not _finished(study, trial):
+                if i not in told and not stored_state(study, trial).is_finished():
                     study.tell(trial, state=TrialState.FAIL)
         done += len(trials)

@@ -36,34 +36,32 @@ def optimize_one(
     objective returned and `study.optimize` still raised with the trial FAILED (the verdict landed
     between our return and Optuna's tell, whose refusal surfaces as ValueError or AssertionError).
     """
-    trial_id: list[int] = []
-    number: list[int] = []
+    asked: list[optuna.Trial] = []
     seen = {"returned": False, "finished_early": False}
 
     def tracked(trial: optuna.Trial) -> float:
-        trial_id.append(trial._trial_id)
-        number.append(trial.number)
+        asked.append(trial)
         try:
             value = objective(trial)
         except optuna.exceptions.UpdateFinishedTrialError:
             seen["finished_early"] = True
             raise
         except Exception:  # not Ctrl-C: that goes straight up to the re-queue, with no storage read first
-            seen["finished_early"] = _state(study, trial._trial_id).is_finished()
+            seen["finished_early"] = stored_state(study, trial).is_finished()
             raise
         seen["returned"] = True
-        seen["finished_early"] = _state(study, trial._trial_id).is_finished()
+        seen["finished_early"] = stored_state(study, trial).is_finished()
         return value
 
     try:
         study.optimize(tracked, n_trials=1, callbacks=list(callbacks), catch=catch, show_progress_bar=False)
     except Exception:
-        taken = trial_id and (
-            seen["finished_early"] or (seen["returned"] and _state(study, trial_id[0]) == TrialState.FAIL)
+        taken = asked and (
+            seen["finished_early"] or (seen["returned"] and stored_state(study, asked[0]) == TrialState.FAIL)
         )
         if not taken:
             raise
-        log_taken_over(number[0])
+        log_taken_over(asked[0].number)
         return False
     return True
 
@@ -76,8 +74,9 @@ def log_taken_over(number: int) -> None:
     )
 
 
-def _state(study: optuna.Study, trial_id: int) -> TrialState:
-    return study._storage.get_trial(trial_id).state
+def stored_state(study: optuna.Study, trial: optuna.Trial) -> TrialState:
+    """The trial's state in the storage now (another process may have finished it)."""
+    return study._storage.get_trial(trial._trial_id).state
 
 
 def optimize_n(

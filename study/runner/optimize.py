@@ -50,7 +50,7 @@ from study.report_text import best_summary
 from study.runner.loops import optimize_batched, optimize_until_complete
 from study.runner.one_trial import optimize_n
 from study.runner.progress import Echo, TrialLog, counts, worker_summary
-from study.runner.recovery import fail_dead_local_trials, requeue_interrupted, runner
+from study.runner.recovery import fail_dead_local_trials, requeue_interrupted, runners
 from study.safety import check_study_settings
 from study.sampler import make_sampler
 from study.spaces import SPACES
@@ -361,8 +361,8 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
         for line in worker_summary(study, workers=workers):
             echo(line)
         trials = study.get_trials(deepcopy=False)
-        by_number = {t.number: t for t in trials}
-        ran = counts(t for t in trials if runner(t, by_number) in workers)
+        who = runners(trials)
+        ran = counts(t for t in trials if who[t.number] in workers)
     else:
         total = max(0, plan.until_complete - complete) if plan.until_complete else plan.n_trials
         log = TrialLog(total=total, bar=plan.progress)

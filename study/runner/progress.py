@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from study import interrupt
-from study.runner.recovery import runner
+from study.runner.recovery import runners
 
 
 def counts(trials: Iterable[FrozenTrial]) -> str:
@@ -75,9 +75,9 @@ def worker_summary(study: optuna.Study, *, workers: dict[str, str]) -> list[str]
     """One line per worker id in `workers` (id -> label): what its trials ended as."""
     by_worker: dict[str, list[FrozenTrial]] = {w: [] for w in workers}
     trials = study.get_trials(deepcopy=False)
-    by_number = {t.number: t for t in trials}
+    who = runners(trials)  # not a re-queued copy's inherited attr
     for t in trials:
-        w = runner(t, by_number)  # not a re-queued copy's inherited attr
+        w = who[t.number]
         if w in by_worker:
             by_worker[w].append(t)
     return [f"{label} ({w}): {counts(by_worker[w])}" for w, label in workers.items()]

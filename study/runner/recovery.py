@@ -11,7 +11,7 @@ import datetime
 import os
 import socket
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -59,21 +59,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def runner(trial: FrozenTrial, by_number: dict[int, FrozenTrial]) -> str | None:
-    """The worker (host:pid) running `trial`, or None while that is not known yet.
+def runners(trials: Sequence[FrozenTrial]) -> dict[int, str | None]:
+    """Trial number -> the worker (host:pid) running it, or None while that is not known yet.
 
     A re-queued copy carries the user attrs of the trial it replaces, "worker" included (Optuna's
     retry callbacks copy them). From the moment another worker pops the copy (RUNNING) until its
     objective stores its own "worker", the attr still names the dead worker: read as the runner, it
-    made a third worker fail a live trial (a CI run and a fresh-clone run did). So an attr equal to the replaced
-    trial's is not evidence of who runs the copy.
+    made a third worker fail a live trial (a CI run and a fresh-clone run did). So an attr equal to
+    the replaced trial's is not evidence of who runs the copy.
     """
-    worker = trial.user_attrs.get("worker")
-    history = trial.system_attrs.get("retry_history") or []
-    replaced = by_number.get(history[-1]) if history else None
-    if worker is None or (replaced is not None and replaced.user_attrs.get("worker") == worker):
-        return None
-    return str(worker)
+    attr = {t.number: t.user_attrs.get("worker") for t in trials}
+    who: dict[int, str | None] = {}
+    for t in trials:
+        history = t.system_attrs.get("retry_history") or []
+        inherited = bool(history) and attr.get(history[-1]) == attr[t.number]
+        who[t.number] = None if attr[t.number] is None or inherited else str(attr[t.number])
+    return who
 
 
 def fail_dead_local_trials(study: optuna.Study) -> list[int]:
@@ -85,11 +86,11 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     """
     done = []
     trials = study.get_trials(deepcopy=False)
-    by_number = {t.number: t for t in trials}
+    who = runners(trials)
     for t in trials:
         if t.state != TrialState.RUNNING:
             continue
-        pid = _local_pid(runner(t, by_number) or "")
+        pid = _local_pid(who[t.number] or "")
         if pid is None or pid == os.getpid() or _alive(pid):
             continue
         failed = _fail(study, t)
@@ -111,7 +112,7 @@ def requeue_interrupted(
     """
     worker = worker or worker_id()
     trials = study.get_trials(deepcopy=False)
-    by_number = {t.number: t for t in trials}
+    who = runners(trials)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     again = []
     for t in trials:
@@ -121,11 +122,11 @@ def requeue_interrupted(
         # failed by mistake is re-queued with its params all the same.
         orphan = (
             t.state == TrialState.RUNNING
-            and runner(t, by_number) is None
+            and who[t.number] is None
             and t.datetime_start is not None
             and t.datetime_start >= since
         )
-        if (runner(t, by_number) != worker and t.number not in numbers and not orphan) or t.number in retried:
+        if (who[t.number] != worker and t.number not in numbers and not orphan) or t.number in retried:
             continue
         if t.state == TrialState.RUNNING:
             failed = _fail(study, t)

@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from study.runner.progress import worker_summary
-from study.runner.recovery import fail_dead_local_trials, requeue_interrupted, runner
+from study.runner.recovery import fail_dead_local_trials, requeue_interrupted, runners
 from study.storage import open_storage
 
 
@@ -42,8 +42,7 @@ def test_a_popped_copy_is_not_failed_for_the_dead_worker_it_replaces(tmp_path: P
     assert copy.number == 1 and study.trials[1].user_attrs["worker"] == dead
     assert fail_dead_local_trials(study) == []  # worker C, looking in that instant
     assert study.trials[1].state == TrialState.RUNNING
-    by_number = {t.number: t for t in study.trials}
-    assert runner(by_number[1], by_number) is None and runner(by_number[0], by_number) == dead
+    assert runners(study.trials) == {0: dead, 1: None}
 
 
 def test_a_copy_whose_own_worker_died_is_failed_again(tmp_path: Path) -> None:
