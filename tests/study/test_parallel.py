@@ -54,17 +54,17 @@ def test_postgres_workers_survive_a_kill_9(tmp_path: Path, postgres_url: str) ->
     # The victim runs first and alone until its kill: with the survivors already running, their sub-second
     # trials could reach the target before a (re)started victim got to its first trial, which then exited
     # early with nothing to kill (a CI run failed that way).
-    victim_worker, victim = kill_mid_trial(
+    kill = kill_mid_trial(
         postgres_url, "dist", lambda: Worker.start(tmp_path, "pg0", *args, "--seed", "7"), min_complete=1
     )
-    workers = [victim_worker] + [Worker.start(tmp_path, f"pg{i}", *args, "--seed", "7") for i in range(1, N_WORKERS)]
+    workers = [kill.worker] + [Worker.start(tmp_path, f"pg{i}", *args, "--seed", "7") for i in range(1, N_WORKERS)]
     for w in workers[1:]:
         assert w.wait() == 0, w.output
     ts = trials(postgres_url, "dist")
     # The two survivors, started after the kill, failed the dead worker's trial, re-ran it and stopped
     # together at the target (a trial or two more if both started one in the same instant).
     assert target <= count(ts, TrialState.COMPLETE) <= target + 2
-    assert_no_loss(ts, killed=[victim])
+    assert_no_loss(ts, killed=kill.casualties)
     password = sa.engine.make_url(postgres_url).password
     assert password
     for w in workers:

@@ -134,6 +134,23 @@ def wait_running_trial(
     raise AssertionError(f"no running trial of worker {worker.proc.pid} within {timeout} s:\n{worker.output}")
 
 
+@dataclass
+class Kill:
+    """What `kill_mid_trial` did: the worker it signalled last, the trial that signal hit, and every
+    trial its signals left unfinished."""
+
+    worker: Worker
+    trial: int
+    # The hit trial, plus any trial a signal that fell *between* trials caught half-started (the
+    # next one asked, not yet trained): that one is killed too, and the next worker fails and
+    # re-queues it. A CI run failed by counting only the hit trial ("failed trials [2, 3], killed [3]").
+    casualties: list[int]
+
+
+def _unfinished(url: str, study_name: str) -> set[int]:
+    return {t.number for t in trials(url, study_name) if t.state in (TrialState.RUNNING, TrialState.FAIL)}
+
+
 def kill_mid_trial(
     url: str,
     study_name: str,
@@ -142,25 +159,33 @@ def kill_mid_trial(
     min_complete: int,
     ctrl_c: bool = False,
     attempts: int = 3,
-) -> tuple[Worker, int]:
-    """Start a worker, and SIGKILL it (or Ctrl-C it) in the middle of a trial; return it and the trial's number.
+) -> Kill:
+    """Start a worker, and SIGKILL it (or Ctrl-C it) in the middle of a trial.
 
-    A trial can end in the instant between seeing it RUNNING and the signal; that kill did not
-    land mid-trial, so it is checked in the database and tried again with a fresh worker.
+    A trial can end in the instant between seeing it RUNNING and the signal; that signal did not
+    land mid-trial, so it is checked in the database and tried again with a fresh worker. Each
+    signal's casualties are the trials RUNNING or FAILED after it that were neither before the
+    worker started (the signalled worker ran alone).
     """
+    casualties: set[int] = set()
+    rc: int | None = None
     for _ in range(attempts):
+        try:
+            before = _unfinished(url, study_name)
+        except Exception:  # study not created yet
+            before = set()
         worker = start()
         victim = wait_running_trial(url, study_name, worker=worker, min_complete=min_complete)
         if ctrl_c:
             rc = worker.interrupt()
-            state = {t.number: t.state for t in trials(url, study_name)}[victim.number]
-            if rc == 130 and state == TrialState.FAIL:
-                return worker, victim.number
         else:
             worker.kill()
-            state = {t.number: t.state for t in trials(url, study_name)}[victim.number]
-            if state == TrialState.RUNNING:
-                return worker, victim.number
+        casualties |= _unfinished(url, study_name) - before
+        state = {t.number: t.state for t in trials(url, study_name)}[victim.number]
+        # a kill leaves the hit trial RUNNING (silent); Ctrl-C makes the worker fail (and re-queue) it
+        landed = (rc == 130 and state == TrialState.FAIL) if ctrl_c else state == TrialState.RUNNING
+        if landed:
+            return Kill(worker, victim.number, sorted(casualties))
         if worker.proc.poll() is None:
             worker.kill()
     raise AssertionError(f"{attempts} signals in a row fell between trials")
