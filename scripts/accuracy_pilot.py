@@ -113,6 +113,18 @@ def record_trial(storage: str, study_name: str, params: dict, value: float, attr
     return study.trials[-1].number
 
 
+def finished(out: Path, params: dict) -> dict | None:
+    """The result.json of a pilot in `out` that already ran to the end with these params, else None.
+
+    Rerunning a resumable pilot script must not touch a finished pilot's committed record: resuming it
+    from its last checkpoint rewrote result.json (the seconds changed) and appended to log.txt."""
+    try:
+        result = json.loads((out / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) and result.get("params") == params else None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.threads:
@@ -121,6 +133,14 @@ def main(argv: list[str] | None = None) -> None:
         cfg, params = pilot_config(RunConfig.from_dict(load_meta(args.base)["config"]), args)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         sys.exit(f"accuracy_pilot: error: {exc}")
+    if (done := finished(args.out, params)) is not None:
+        r = done["result"]
+        print(f"{args.out}: already finished (val acc {r['val_accuracy']:.4f}); its files are left as they are")
+        if args.storage:
+            attrs = {k: r[k] for k in ("config", "val_accuracy", "seconds")} | {"pilot": str(args.out)}
+            number = record_trial(args.storage, args.study_name, params, r["val_accuracy"], attrs)
+            print(f"recorded as trial {number} of {args.study_name!r} in {args.storage}")
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     log_file = (args.out / "log.txt").open("a")
 

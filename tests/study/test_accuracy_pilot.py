@@ -53,9 +53,15 @@ def test_pilots_hide_the_test_set_record_one_trial_each_and_final_retrains_the_b
     assert trials[1].value == result["result"]["val_accuracy"] and trials[1].params["aug_elastic_alpha"] == 20.0
     assert trials[1].user_attrs["config"] == cfg and trials[1].params["weight_decay"] == 0.05
 
-    again = _pilot(tmp_path, "a")  # the same command again: resumes the finished run, no second trial
-    assert again.returncode == 0 and "recorded as trial 0" in again.stdout
+    files = {f: (tmp_path / "a" / f).read_bytes() for f in ("result.json", "log.txt", "curves.json")}
+    again = _pilot(tmp_path, "a")  # the same command again: nothing retrained or rewritten, no second trial
+    assert again.returncode == 0 and "recorded as trial 0" in again.stdout and "already finished" in again.stdout
     assert len(_study(tmp_path).trials) == 2
+    assert {f: (tmp_path / "a" / f).read_bytes() for f in files} == files  # committed records stay as they are
+    (tmp_path / "a" / "result.json").unlink()  # a result lost after the run: resumed from the final checkpoint
+    again = _pilot(tmp_path, "a")
+    assert again.returncode == 0 and "recorded as trial 0" in again.stdout and "done: val acc" in again.stdout
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["params"] == trials[0].params
     # A pilot recorded before a config field and its param existed (aug_clean_epochs here) is still found.
     with sqlite3.connect(tmp_path / "p.db") as db:
         (row,) = db.execute("SELECT value_json FROM trial_user_attributes WHERE trial_id = 1 AND key = 'config'")
