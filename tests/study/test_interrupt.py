@@ -1,0 +1,58 @@
+"""study/interrupt.py: a Ctrl-C stops the command with one line, wherever it lands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import REPO
+
+# A real Ctrl-C (SIGINT to this process, the installed handler) delivered while SQLAlchemy's pool closes
+# a real SQLite connection: the moment a loaded CI machine hit, made certain here.
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sqlite3, sys
+    import sqlalchemy as sa
+    from study import interrupt
+
+    class Conn(sqlite3.Connection):
+        def close(self):
+            super().close()
+            if sys.argv[1] == "ctrl-c":
+                os.kill(os.getpid(), signal.SIGINT)  # the handler raises KeyboardInterrupt here
+            else:
+                raise RuntimeError("disk on fire")
+
+    interrupt.install()
+    engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(":memory:", factory=Conn))
+    with engine.connect() as c:
+        c.execute(sa.text("SELECT 1"))
+    try:
+        engine.dispose()  # the pool closes its connection
+    except KeyboardInterrupt:
+        print("interrupted")
+    else:
+        print("disposed")
+    """
+)
+
+
+def _run(mode: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT, mode], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_ctrl_c_inside_a_pool_close_stops_without_a_traceback() -> None:
+    r = _run("ctrl-c")
+    assert r.stdout.strip() == "interrupted", r.stdout + r.stderr  # the Ctrl-C still stops the command
+    assert "Traceback" not in r.stderr and "Exception closing connection" not in r.stderr, r.stderr
+
+
+def test_other_pool_errors_are_still_printed() -> None:
+    r = _run("error")
+    assert r.stdout.strip() == "disposed", r.stdout + r.stderr  # SQLAlchemy logs and swallows an Exception
+    assert "Exception closing connection" in r.stderr and "disk on fire" in r.stderr, r.stderr
