@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 from tests.conftest import REPO
+from tests.study.workers import as_from_a_terminal
 
 # A real Ctrl-C (SIGINT to this process, the installed handler) delivered while SQLAlchemy's pool closes
 # a real SQLite connection: the moment a loaded CI machine hit, made certain here.
@@ -42,7 +43,13 @@ SCRIPT = textwrap.dedent(
 def _run(mode: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", SCRIPT, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=as_from_a_terminal,  # a suite started in the background inherits SIGINT ignored
     )
 
 

@@ -33,7 +33,7 @@ def cli_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO), PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
 
 
-def _as_from_a_terminal() -> None:
+def as_from_a_terminal() -> None:
     """SIGINT back to its default in the worker, as a command typed at a terminal has it. A test run
     started in the background by a non-interactive shell (`cmd &`, as CI scripts may) inherits SIGINT
     *ignored*, Python then installs no KeyboardInterrupt handler, and every Ctrl-C test would see a
@@ -59,7 +59,7 @@ class Worker:
                 env=cli_env(),
                 stdout=o,
                 stderr=e,
-                preexec_fn=_as_from_a_terminal,
+                preexec_fn=as_from_a_terminal,
             )
         return cls(proc, out, err)
 
