@@ -29,11 +29,9 @@ import dataclasses
 import itertools
 import json
 import math
-import time
 from typing import Any
 
 import optuna
-from optuna.storages._heartbeat import BaseHeartbeat
 
 from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig, validate
 from study.design_spec import Design, Prediction
@@ -521,18 +519,3 @@ def describe(design: Design) -> str:
             f"direction {p.direction:+d}, min effect {p.min_effect:.2f} ({kind})"
         )
     return "\n".join(lines)
-
-
-_last_beat: dict[int, float] = {}
-
-
-def heartbeat(trial: optuna.Trial, every_s: float) -> None:
-    """Record that `trial` is alive, at most every `every_s` seconds (ask-and-tell loops have no heartbeat
-    thread, so a killed batched worker's trials would otherwise stay RUNNING forever)."""
-    storage = trial.study._storage
-    if not (isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None):
-        return
-    now = time.monotonic()
-    if now - _last_beat.get(trial._trial_id, -math.inf) >= every_s:
-        storage.record_heartbeat(trial._trial_id)
-        _last_beat[trial._trial_id] = now

@@ -19,7 +19,6 @@ from optuna.trial import TrialState
 
 from mnist_fc.config import RunConfig, TrainConfig
 from mnist_fc.data import load_split
-from mnist_fc.results import TrainResult
 from study.auto_precision import study_precision
 from study.design_spec import Design
 from study.designs import (
@@ -29,15 +28,14 @@ from study.designs import (
     design_base,
     design_space,
     expand,
-    heartbeat,
     spec_json,
 )
 from study.errors import UserError
-from study.objective import Objective
+from study.runner.heartbeat import HeartbeatObjective
 from study.runner.loops import optimize_batched
 from study.runner.one_trial import optimize_one
 from study.runner.optimize import threads_per_job
-from study.storage import HEARTBEAT_SECONDS, MAX_RETRY, check_study_name, curve_store, open_storage, redact
+from study.storage import MAX_RETRY, check_study_name, curve_store, open_storage, redact
 
 
 def selected(names: list[str]) -> list[Design]:
@@ -97,36 +95,6 @@ def enqueue(study: optuna.Study, design: Design) -> int:
     return added
 
 
-class DesignObjective(Objective):
-    """The run objective, plus a heartbeat from inside training (batched rounds have no heartbeat thread)."""
-
-    heartbeat_s: float = HEARTBEAT_SECONDS
-
-    def _alive(self) -> dict[int, optuna.Trial]:
-        """Trials sampled and not yet finished: a batch member that stopped early (plateau margin) waits
-        for its batch without callbacks of its own, so every callback beats for all of them."""
-        return self.__dict__.setdefault("_alive_trials", {})
-
-    def sample(self, trial: optuna.Trial) -> RunConfig:
-        heartbeat(trial, 0.0)  # from the start: a trial killed before its first evaluation must go stale too
-        self._alive()[trial._trial_id] = trial
-        return super().sample(trial)
-
-    def on_eval(self, trial, cfg):  # type: ignore[no-untyped-def]
-        inner = super().on_eval(trial, cfg)
-
-        def callback(epoch: int, metrics: dict[str, float]) -> bool:
-            for alive in list(self._alive().values()):
-                heartbeat(alive, self.heartbeat_s / 2)
-            return inner(epoch, metrics)
-
-        return callback
-
-    def finish(self, trial: optuna.Trial, result: TrainResult) -> float:
-        self._alive().pop(trial._trial_id, None)
-        return super().finish(trial, result)
-
-
 def _count(study: optuna.Study, *states: TrialState) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
@@ -137,7 +105,7 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
     study = open_design_study(storage, design, prefix)
     split = load_split(dataclasses.replace(base.data, train_size=design.train_size), seed=design.data_seed)
     sp = study_precision(study, design_base(design, base), n_train=len(split.x_train))  # auto: once per study
-    objective = DesignObjective(space=design_space(design), base=sp.base, split=split, curves=curve_store(storage))
+    objective = HeartbeatObjective(space=design_space(design), base=sp.base, split=split, curves=curve_store(storage))
     objective.precision_probe = sp.probe
     while True:
         with warnings.catch_warnings():
@@ -155,7 +123,7 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
         # `enqueue` puts back in the queue at the next turn).
         if batch_trials > 1:
             try:
-                with warnings.catch_warnings():  # DesignObjective records the heartbeats itself
+                with warnings.catch_warnings():  # HeartbeatObjective records the heartbeats itself
                     warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
                     optimize_batched(study, objective, n_trials=min(batch_trials, waiting), batch_trials=batch_trials)
             except NotACell:

@@ -100,6 +100,10 @@ def optimize_batched(
     start = time.monotonic()
     done = 0
     while done < n_trials and (timeout is None or time.monotonic() - start < timeout):
+        # What study.optimize does before each trial: a dead worker's trials are failed and re-queued, and
+        # this round's asks pop their copies first.
+        fail_dead_local_trials(study)
+        fail_stale_trials(study)
         with warnings.catch_warnings():  # heartbeats need study.optimize; the finally below covers crashes
             warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
             trials = [study.ask() for _ in range(min(batch_trials, n_trials - done))]

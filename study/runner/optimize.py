@@ -47,6 +47,7 @@ from study.log import configure_logging
 from study.objective import Objective, report_every, worker_id
 from study.pruners import PRUNERS, make_pruner
 from study.report_text import best_summary
+from study.runner.heartbeat import HeartbeatObjective
 from study.runner.loops import optimize_batched, optimize_until_complete
 from study.runner.one_trial import optimize_n
 from study.runner.progress import Echo, TrialLog, counts, worker_summary
@@ -206,7 +207,9 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
     study = optuna.load_study(study_name=plan.study_name, storage=storage, pruner=pruner)
     study.sampler = _sampler(plan.sampler, seed=seed, n_stored=len(study.trials))
     sp = study_precision(study, plan.base, n_train=len(split.x_train))  # auto: decided once per study, recorded
-    objective = Objective(
+    # Batched rounds are ask-and-tell: no heartbeat thread, so the objective beats for its trials itself.
+    objective_type = HeartbeatObjective if plan.batch_trials > 1 and not plan.until_complete else Objective
+    objective = objective_type(
         space=SPACES[plan.space],
         base=sp.base,
         split=split,

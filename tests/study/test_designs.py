@@ -221,13 +221,13 @@ def test_design_subset_is_one_fixed_subset_for_every_seed() -> None:
 def test_design_trials_record_heartbeats_so_a_killed_batched_worker_is_requeued(tmp_path) -> None:
     """Ask-and-tell rounds have no heartbeat thread: the design objective records one itself."""
     from study.designs import design_base
-    from study.runner.designs import DesignObjective
+    from study.runner.heartbeat import HeartbeatObjective
 
     url = f"sqlite:///{tmp_path / 'd.db'}"
     storage = open_storage(url, heartbeat=1, grace=2)
     study = open_design_study(storage, TINY, "t_")
     enqueue(study, TINY)
-    objective = DesignObjective(
+    objective = HeartbeatObjective(
         space=design_space(TINY), base=design_base(TINY), split=None, curves=curve_store(storage)
     )
     trial = study.ask()  # a batched worker asked for it, sampled it ... and was killed

@@ -1,0 +1,60 @@
+"""study/runner/heartbeat.py: batched (ask-and-tell) rounds beat for their trials, so a batched worker killed
+on another host is noticed by the heartbeat like any other (its pid cannot be checked from here)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from tests.study.workers import TINY, Worker, assert_no_loss, space_size, trials
+
+LONG = (*TINY, "--epochs", "500", "--precision", "fp32")  # seconds per round: a kill lands inside training
+BEAT = ("--heartbeat", "1", "--grace", "3")
+
+
+def _as_if_on_another_host(db: Path, numbers: list[int]) -> None:
+    """Rename the killed worker's host in its trials' "worker" attr: this host's pid check then cannot
+    vouch for it, as for a machine elsewhere, and only a heartbeat can show it dead."""
+    with sqlite3.connect(db) as conn:
+        for n in numbers:
+            conn.execute(
+                "UPDATE trial_user_attributes SET value_json = ? WHERE key = 'worker' AND trial_id = "
+                "(SELECT trial_id FROM trials WHERE number = ?)",
+                (json.dumps("elsewhere.example:1"), n),
+            )
+
+
+def _beats(db: Path, numbers: list[int]) -> int:
+    with sqlite3.connect(db) as conn:
+        q = "SELECT COUNT(*) FROM trial_heartbeats JOIN trials USING (trial_id) WHERE number IN (%s)"
+        return conn.execute(q % ",".join("?" * len(numbers)), numbers).fetchone()[0]
+
+
+def test_a_batched_worker_killed_elsewhere_is_failed_by_heartbeat_and_rerun(tmp_path: Path) -> None:
+    db = tmp_path / "b.db"
+    url = f"sqlite:///{db}"
+    args = ("--storage", url, "--study-name", "b", "--batch-trials", "2", *LONG, *BEAT)
+    worker = Worker.start(tmp_path, "b0", *args, "--trials", "4")
+    n_params, deadline = space_size(), time.monotonic() + 180
+    running: list[int] = []
+    while len(running) < 2:  # both members of the first round sampled: the kill lands in their training
+        assert time.monotonic() < deadline and worker.proc.poll() is None, worker.output
+        try:
+            ts = trials(url, "b")
+        except Exception:  # study not created yet
+            ts = []
+        running = [t.number for t in ts if t.state == TrialState.RUNNING and len(t.params) >= n_params]
+        time.sleep(0.1)
+    worker.kill()
+    assert [t.number for t in trials(url, "b") if t.state == TrialState.RUNNING] == running
+    assert _beats(db, running) == 2  # every member of the killed round beat
+    _as_if_on_another_host(db, running)
+    time.sleep(4.5)  # past the grace (3 s)
+    rerun = Worker.start(tmp_path, "b1", *args, "--trials", str(len(running)))
+    assert rerun.wait() == 0, rerun.output
+    assert "Traceback" not in rerun.output
+    assert_no_loss(trials(url, "b"), killed=running)  # failed, re-queued and run to the end
