@@ -15,16 +15,18 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from mnist_fc.config import RunConfig
 from mnist_fc.results import EvalCallback, TrainResult
 from study.objective import Objective
-from study.storage import HEARTBEAT_SECONDS
 
 _last_beat: dict[int, float] = {}
 
 
-def heartbeat(trial: optuna.Trial, every_s: float) -> None:
-    """Record that `trial` is alive, at most every `every_s` seconds; nothing if the storage has no heartbeat."""
+def heartbeat(trial: optuna.Trial, every_s: float | None = None) -> None:
+    """Record that `trial` is alive, at most every `every_s` seconds (default: half the storage's heartbeat
+    interval, the `--heartbeat` of the run); nothing if the storage has no heartbeat."""
     storage = trial.study._storage
-    if not (isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None):
+    interval = storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
+    if interval is None:
         return
+    every_s = interval / 2 if every_s is None else every_s
     now = time.monotonic()
     if now - _last_beat.get(trial._trial_id, -math.inf) >= every_s:
         storage.record_heartbeat(trial._trial_id)
@@ -33,8 +35,6 @@ def heartbeat(trial: optuna.Trial, every_s: float) -> None:
 
 class HeartbeatObjective(Objective):
     """The run objective, plus a heartbeat from inside training, for batched (ask-and-tell) rounds."""
-
-    heartbeat_s: float = HEARTBEAT_SECONDS
 
     def _alive(self) -> dict[int, optuna.Trial]:
         """Trials sampled and not yet finished: a batch member that stopped early (plateau margin) waits
@@ -51,7 +51,7 @@ class HeartbeatObjective(Objective):
 
         def callback(epoch: int, metrics: dict[str, float]) -> bool:
             for alive in list(self._alive().values()):
-                heartbeat(alive, self.heartbeat_s / 2)
+                heartbeat(alive)  # at the storage's interval: `--heartbeat 1 --grace 3` must hold too
             return inner(epoch, metrics)
 
         return callback

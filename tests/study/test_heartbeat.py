@@ -58,3 +58,34 @@ def test_a_batched_worker_killed_elsewhere_is_failed_by_heartbeat_and_rerun(tmp_
     assert rerun.wait() == 0, rerun.output
     assert "Traceback" not in rerun.output
     assert_no_loss(trials(url, "b"), killed=running)  # failed, re-queued and run to the end
+
+
+def test_a_live_batched_worker_beats_within_a_short_grace(tmp_path: Path) -> None:
+    """Beats follow the run's --heartbeat: at a fixed 15 s, every batched trial of a `--heartbeat 1 --grace 3`
+    run looked dead to the other workers after 3 s."""
+    import optuna
+
+    from study.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    args = ("--storage", url, "--study-name", "live", "--batch-trials", "2", "--trials", "2", *LONG, *BEAT)
+    worker = Worker.start(tmp_path, "live", *args)
+    n_params, deadline = space_size(), time.monotonic() + 180
+    while True:  # both members sampled and training
+        assert time.monotonic() < deadline and worker.proc.poll() is None, worker.output
+        try:
+            ts = trials(url, "live")
+        except Exception:
+            ts = []
+        if sum(t.state == TrialState.RUNNING and len(t.params) >= n_params for t in ts) == 2:
+            break
+        time.sleep(0.1)
+    other = open_storage(url, heartbeat=1, grace=3)  # another worker's stale check, again and again
+    study = optuna.load_study(study_name="live", storage=other)
+    stop = time.monotonic() + 5.0  # past the grace while the round trains (~6 s on an idle CPU)
+    while time.monotonic() < stop and worker.proc.poll() is None:
+        optuna.storages.fail_stale_trials(study)
+        time.sleep(0.25)
+    assert worker.wait() == 0, worker.output
+    states = [t.state for t in trials(url, "live")]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE], (states, worker.output)
