@@ -24,6 +24,7 @@ import dataclasses
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -113,6 +114,14 @@ def record_trial(storage: str, study_name: str, params: dict, value: float, attr
     return study.trials[-1].number
 
 
+def record(args: argparse.Namespace, params: dict, summary: dict, say: Callable[[str], None]) -> None:
+    """With --storage, the finished pilot (its result.json "result") as a trial, once."""
+    if args.storage:
+        attrs = {k: summary[k] for k in ("config", "val_accuracy", "seconds")} | {"pilot": str(args.out)}
+        number = record_trial(args.storage, args.study_name, params, summary["val_accuracy"], attrs)
+        say(f"recorded as trial {number} of {args.study_name!r} in {args.storage}")
+
+
 def finished(out: Path, params: dict) -> dict | None:
     """The result.json of a pilot in `out` that already ran to the end with these params, else None.
 
@@ -134,12 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         sys.exit(f"accuracy_pilot: error: {exc}")
     if (done := finished(args.out, params)) is not None:
-        r = done["result"]
-        print(f"{args.out}: already finished (val acc {r['val_accuracy']:.4f}); its files are left as they are")
-        if args.storage:
-            attrs = {k: r[k] for k in ("config", "val_accuracy", "seconds")} | {"pilot": str(args.out)}
-            number = record_trial(args.storage, args.study_name, params, r["val_accuracy"], attrs)
-            print(f"recorded as trial {number} of {args.study_name!r} in {args.storage}")
+        val = done["result"]["val_accuracy"]
+        print(f"{args.out}: already finished (val acc {val:.4f}); its files are left as they are")
+        record(args, params, done["result"], print)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     log_file = (args.out / "log.txt").open("a")
@@ -172,10 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     log(f"done: val acc {r.val_accuracy:.4f}, train acc {r.train_accuracy:.4f}, {r.epochs} epochs in {r.seconds:.0f} s")
-    if args.storage:
-        attrs = {"config": r.config, "val_accuracy": r.val_accuracy, "seconds": r.seconds, "pilot": str(args.out)}
-        number = record_trial(args.storage, args.study_name, params, r.val_accuracy, attrs)
-        log(f"recorded as trial {number} of {args.study_name!r} in {args.storage}")
+    record(args, params, summary, log)
 
 
 if __name__ == "__main__":

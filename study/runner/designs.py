@@ -35,6 +35,7 @@ from study.runner.heartbeat import HeartbeatObjective
 from study.runner.loops import optimize_batched
 from study.runner.one_trial import optimize_one
 from study.runner.optimize import threads_per_job
+from study.runner.recovery import fail_stale_trials
 from study.storage import MAX_RETRY, check_study_name, curve_store, open_storage, redact
 
 
@@ -108,9 +109,7 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
     objective = HeartbeatObjective(space=design_space(design), base=sp.base, split=split, curves=curve_store(storage))
     objective.precision_probe = sp.probe
     while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAILED and re-queued
+        fail_stale_trials(study)  # a dead worker's trial: FAILED and re-queued
         enqueue(study, design)
         waiting = _count(study, TrialState.WAITING)
         if not waiting:

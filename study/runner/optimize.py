@@ -207,9 +207,9 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
     study = optuna.load_study(study_name=plan.study_name, storage=storage, pruner=pruner)
     study.sampler = _sampler(plan.sampler, seed=seed, n_stored=len(study.trials))
     sp = study_precision(study, plan.base, n_train=len(split.x_train))  # auto: decided once per study, recorded
+    batched = plan.batch_trials > 1 and not plan.until_complete
     # Batched rounds are ask-and-tell: no heartbeat thread, so the objective beats for its trials itself.
-    objective_type = HeartbeatObjective if plan.batch_trials > 1 and not plan.until_complete else Objective
-    objective = objective_type(
+    objective = (HeartbeatObjective if batched else Objective)(
         space=SPACES[plan.space],
         base=sp.base,
         split=split,
@@ -234,7 +234,7 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
                 poll_s=UNTIL_COMPLETE_POLL_S,
                 callbacks=[log],
             )
-        elif plan.batch_trials > 1:
+        elif batched:
             optimize_batched(
                 study,
                 objective,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from tests.study.workers import TINY, Worker, assert_no_loss, space_size, trials
+from tests.study.workers import TINY, Worker, assert_no_loss, space_size, trials, trials_so_far
 
 LONG = (*TINY, "--epochs", "500", "--precision", "fp32")  # seconds per round: a kill lands inside training
 BEAT = ("--heartbeat", "1", "--grace", "3")
@@ -34,21 +34,24 @@ def _beats(db: Path, numbers: list[int]) -> int:
         return conn.execute(q % ",".join("?" * len(numbers)), numbers).fetchone()[0]
 
 
+def _round_training(url: str, study_name: str, worker: Worker) -> list[int]:
+    """The two trials of the worker's first round, once both are sampled: from then on it trains them."""
+    n_params, deadline = space_size(), time.monotonic() + 180
+    while True:
+        assert time.monotonic() < deadline and worker.proc.poll() is None, worker.output
+        ts = trials_so_far(url, study_name)
+        running = [t.number for t in ts if t.state == TrialState.RUNNING and len(t.params) >= n_params]
+        if len(running) == 2:
+            return running
+        time.sleep(0.1)
+
+
 def test_a_batched_worker_killed_elsewhere_is_failed_by_heartbeat_and_rerun(tmp_path: Path) -> None:
     db = tmp_path / "b.db"
     url = f"sqlite:///{db}"
     args = ("--storage", url, "--study-name", "b", "--batch-trials", "2", *LONG, *BEAT)
     worker = Worker.start(tmp_path, "b0", *args, "--trials", "4")
-    n_params, deadline = space_size(), time.monotonic() + 180
-    running: list[int] = []
-    while len(running) < 2:  # both members of the first round sampled: the kill lands in their training
-        assert time.monotonic() < deadline and worker.proc.poll() is None, worker.output
-        try:
-            ts = trials(url, "b")
-        except Exception:  # study not created yet
-            ts = []
-        running = [t.number for t in ts if t.state == TrialState.RUNNING and len(t.params) >= n_params]
-        time.sleep(0.1)
+    running = _round_training(url, "b", worker)  # the kill lands in both members' training
     worker.kill()
     assert [t.number for t in trials(url, "b") if t.state == TrialState.RUNNING] == running
     assert _beats(db, running) == 2  # every member of the killed round beat
@@ -70,16 +73,7 @@ def test_a_live_batched_worker_beats_within_a_short_grace(tmp_path: Path) -> Non
     url = f"sqlite:///{tmp_path / 'live.db'}"
     args = ("--storage", url, "--study-name", "live", "--batch-trials", "2", "--trials", "2", *LONG, *BEAT)
     worker = Worker.start(tmp_path, "live", *args)
-    n_params, deadline = space_size(), time.monotonic() + 180
-    while True:  # both members sampled and training
-        assert time.monotonic() < deadline and worker.proc.poll() is None, worker.output
-        try:
-            ts = trials(url, "live")
-        except Exception:
-            ts = []
-        if sum(t.state == TrialState.RUNNING and len(t.params) >= n_params for t in ts) == 2:
-            break
-        time.sleep(0.1)
+    _round_training(url, "live", worker)
     other = open_storage(url, heartbeat=1, grace=3)  # another worker's stale check, again and again
     study = optuna.load_study(study_name="live", storage=other)
     stop = time.monotonic() + 5.0  # past the grace while the round trains (~6 s on an idle CPU)

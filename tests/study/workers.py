@@ -94,6 +94,14 @@ def trials(url: str, study_name: str) -> list[FrozenTrial]:
         storage.engine.dispose()
 
 
+def trials_so_far(url: str, study_name: str) -> list[FrozenTrial]:
+    """`trials`, or none while the study (or its tables) is not created yet."""
+    try:
+        return trials(url, study_name)
+    except Exception:
+        return []
+
+
 def count(ts: list[FrozenTrial], state: TrialState) -> int:
     return sum(t.state == state for t in ts)
 
@@ -119,11 +127,7 @@ def wait_running_trial(
     while time.monotonic() < deadline:
         if worker.proc.poll() is not None:
             raise AssertionError(f"worker exited early (rc {worker.proc.returncode}):\n{worker.output}")
-        try:
-            ts = trials(url, study_name)
-        except Exception:  # study or tables not created yet
-            time.sleep(0.2)
-            continue
+        ts = trials_so_far(url, study_name)
         if count(ts, TrialState.COMPLETE) >= min_complete:
             for t in ts:
                 # every param committed: the space is sampled, so training (not sampling) is what a kill hits
@@ -147,8 +151,8 @@ class Kill:
     casualties: list[int]
 
 
-def _unfinished(url: str, study_name: str) -> set[int]:
-    return {t.number for t in trials(url, study_name) if t.state in (TrialState.RUNNING, TrialState.FAIL)}
+def _unfinished(ts: list[FrozenTrial]) -> set[int]:
+    return {t.number for t in ts if t.state in (TrialState.RUNNING, TrialState.FAIL)}
 
 
 def kill_mid_trial(
@@ -170,18 +174,16 @@ def kill_mid_trial(
     casualties: set[int] = set()
     rc: int | None = None
     for _ in range(attempts):
-        try:
-            before = _unfinished(url, study_name)
-        except Exception:  # study not created yet
-            before = set()
+        before = _unfinished(trials_so_far(url, study_name))
         worker = start()
         victim = wait_running_trial(url, study_name, worker=worker, min_complete=min_complete)
         if ctrl_c:
             rc = worker.interrupt()
         else:
             worker.kill()
-        casualties |= _unfinished(url, study_name) - before
-        state = {t.number: t.state for t in trials(url, study_name)}[victim.number]
+        after = trials(url, study_name)
+        casualties |= _unfinished(after) - before
+        state = {t.number: t.state for t in after}[victim.number]
         # a kill leaves the hit trial RUNNING (silent); Ctrl-C makes the worker fail (and re-queue) it
         landed = (rc == 130 and state == TrialState.FAIL) if ctrl_c else state == TrialState.RUNNING
         if landed:
