@@ -71,6 +71,10 @@ class DataConfig:
     # Seed of the stratified train_size subsample; None = the run's train seed (as before this field
     # existed, so older studies reproduce). Set it to vary the init seed on a fixed subset, or back.
     subset_seed: int | None = None
+    # Deskew every image (training, validation, test) before anything else: shear its slant away and
+    # centre its centre of mass, from the image's own moments (mnist_fc/deskew.py; LeCun et al. 1998).
+    # A fixed per-image map; the saved and exported model does it to its raw input too. Off in the article.
+    deskew: bool = False
 
 
 @dataclass(frozen=True)

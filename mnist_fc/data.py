@@ -1,7 +1,7 @@
 """MNIST loading: the embedded IDX files (checksum-verified) or the article's CSV files.
 
-Arrays stay uint8 pixels / int64 labels here; scaling is `normalize.py`'s job, because
-its statistics must come from the training part only.
+Arrays stay uint8 pixels / int64 labels here (float32 pixels, still 0-255, for a deskewed split);
+scaling is `normalize.py`'s job, because its statistics must come from the training part only.
 
 Split (fixed and documented): validation = the LAST 10,000 images of the official
 60,000-image training file (indices 50,000-59,999); training = the first 50,000;
@@ -36,7 +36,7 @@ IDX_FILES = {
 
 @dataclass(frozen=True)
 class Split:
-    """Train / validation / test arrays: x is (n, 784) uint8, y is (n,) int64."""
+    """Train / validation / test arrays: x is (n, 784) uint8 (float32 if deskewed), y is (n,) int64."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -441,4 +441,9 @@ def load_split(cfg: DataConfig, *, seed: int = 0) -> Split:
         seed = cfg.subset_seed if cfg.subset_seed is not None else seed  # its own seed, when set
         idx = stratified_subsample(y_train, cfg.train_size, seed=seed)
         x_train, y_train = x_train[idx], y_train[idx]
-    return Split(x_train, y_train, x_tr[cut:], y_tr[cut:], x_te, y_te)
+    x_val = x_tr[cut:]
+    if cfg.deskew:  # per image, so the same map on every split; float32 pixels from here on
+        from mnist_fc.deskew import deskew_array  # torch: only for runs that ask for it
+
+        x_train, x_val, x_te = deskew_array(x_train), deskew_array(x_val), deskew_array(x_te)
+    return Split(x_train, y_train, x_val, y_tr[cut:], x_te, y_te)

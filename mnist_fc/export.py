@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from mnist_fc.config import ACTIVATIONS, INIT_DISTRIBUTIONS, INIT_SCALINGS, ModelConfig, model_config_from_dict
+from mnist_fc.deskew import Deskew
 from mnist_fc.errors import ModelFileError
 from mnist_fc.model import FCNet
 from mnist_fc.normalize import Normalizer
@@ -33,19 +34,24 @@ class PixelNet(nn.Module):
     input_shift: torch.Tensor  # buffers registered below (names SHIFT_KEY, SCALE_KEY)
     input_scale: torch.Tensor
 
-    def __init__(self, net: FCNet, shift: torch.Tensor, scale: torch.Tensor) -> None:
+    def __init__(self, net: FCNet, shift: torch.Tensor, scale: torch.Tensor, *, deskew: bool = False) -> None:
         super().__init__()
         self.net = net
+        # A model trained on deskewed images (DataConfig.deskew) deskews its raw input first; no weights.
+        self.deskew = Deskew() if deskew else None
         # Per-pixel (784,) or broadcast scalars; kept as buffers so they travel with the weights.
         self.register_buffer(SHIFT_KEY, shift.detach().float().reshape(-1).expand(784).clone())
         self.register_buffer(SCALE_KEY, scale.detach().float().reshape(-1).expand(784).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deskew is not None:
+            x = self.deskew(x)
         return self.net((x - self.input_shift) / self.input_scale)
 
     @classmethod
-    def of(cls, net: FCNet, normalizer: Normalizer) -> PixelNet:
-        return cls(net, torch.as_tensor(normalizer.shift), torch.as_tensor(normalizer.scale)).eval()
+    def of(cls, net: FCNet, normalizer: Normalizer, *, deskew: bool = False) -> PixelNet:
+        shift, scale = torch.as_tensor(normalizer.shift), torch.as_tensor(normalizer.scale)
+        return cls(net, shift, scale, deskew=deskew).eval()
 
 
 def _tensors(model: PixelNet) -> dict[str, torch.Tensor]:
@@ -159,6 +165,15 @@ def model_config(meta: dict[str, Any], where: Path) -> ModelConfig:
     return cfg
 
 
+def deskews(meta: dict[str, Any], where: Path) -> bool:
+    """Whether the model in a JSON was trained on deskewed images (config.data.deskew; absent = no)."""
+    data = meta.get("config", {}).get("data", {}) if isinstance(meta.get("config"), dict) else {}
+    value = data.get("deskew", False) if isinstance(data, dict) else False
+    if not isinstance(value, bool):
+        raise ModelFileError(f"{where}: config.data.deskew must be true or false, not {json.dumps(value)[:40]}")
+    return value
+
+
 def check_tensors(tensors: dict[str, torch.Tensor], model: PixelNet, where: Path) -> None:
     """Names, dtypes, shapes and finiteness of loaded weights against the model the JSON describes.
 
@@ -207,7 +222,7 @@ def load_pixelnet(path: str | Path) -> tuple[PixelNet, dict[str, Any]]:
     except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as e:
         detail = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise ModelFileError(f"{weights}: not a readable safetensors file ({detail})") from None
-    model = PixelNet(FCNet(model_cfg), torch.zeros(784), torch.ones(784))
+    model = PixelNet(FCNet(model_cfg), torch.zeros(784), torch.ones(784), deskew=deskews(meta, config))
     check_tensors(tensors, model, weights)
     model.load_state_dict(tensors)
     return model.eval(), meta

@@ -53,6 +53,8 @@ PARAMS = {
     "aug_clean_epochs": ("train", IntDistribution(0, 100_000)),
     "seed": ("train", IntDistribution(0, 2**31)),
 }
+# DataConfig.deskew as a param (1), only for pilots that set it: older pilots' recorded params stay as they were.
+DESKEW = IntDistribution(0, 1)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -63,6 +65,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     for name, (_, dist) in PARAMS.items():
         kind = int if isinstance(dist, IntDistribution) else float
         p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override the base config's {name}")
+    p.add_argument("--deskew", action="store_true", help="deskew every image first (DataConfig.deskew)")
     p.add_argument("--precision", choices=PRECISIONS, help="override the base config's precision")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--train-size", type=int, help="stratified subsample of the 50,000 (quick checks only)")
@@ -85,10 +88,14 @@ def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, 
         train["precision"] = args.precision
     cfg = RunConfig(
         model=dataclasses.replace(base.model, **changes["model"]),
-        data=dataclasses.replace(base.data, include_validation=False, train_size=args.train_size),
+        data=dataclasses.replace(
+            base.data, include_validation=False, train_size=args.train_size, deskew=args.deskew or base.data.deskew
+        ),
         train=dataclasses.replace(base.train, **train),
     )
     params = {name: getattr(getattr(cfg, part), name) for name, (part, _) in PARAMS.items()}
+    if cfg.data.deskew:
+        params["deskew"] = 1
     return cfg, params
 
 
@@ -106,7 +113,7 @@ def record_trial(storage: str, study_name: str, params: dict, value: float, attr
             return t.number
     trial = optuna.trial.create_trial(
         params=params,
-        distributions={name: dist for name, (_, dist) in PARAMS.items()},
+        distributions={name: PARAMS[name][1] if name in PARAMS else DESKEW for name in params},
         value=value,
         user_attrs=attrs,
     )

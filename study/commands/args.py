@@ -160,6 +160,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         "--fan-in-scaling", dest="init_scaling", action="store_const", const="sqrt_fan_in", help=argparse.SUPPRESS
     )  # the old flag, kept so existing command lines still mean what they meant
     g.add_argument("--normalization", choices=NORMALIZATIONS, help="input normalisation (article: article)")
+    g.add_argument(
+        "--deskew",
+        action="store_true",
+        default=None,
+        help="deskew every image first: shear its slant away and centre it (LeCun et al. 1998)",
+    )
     g.add_argument("--lr", type=positive_float, help="learning rate (article: 0.1)")
     g.add_argument("--momentum", type=nonneg_float, help="SGD momentum (article: 0)")
     g.add_argument("--weight-decay", type=nonneg_float, help="L2 weight decay (article: 0)")
@@ -229,7 +235,7 @@ def train_config(args: argparse.Namespace, base: TrainConfig, *, epochs: int) ->
 def run_config_from_flags(args: argparse.Namespace, base: RunConfig, *, epochs: int) -> RunConfig:
     """`base` with every flag the user set applied on top."""
     model = dataclasses.replace(base.model, **_overrides(args, tuple(f.name for f in dataclasses.fields(ModelConfig))))
-    data = dataclasses.replace(data_config(args, base.data), **_overrides(args, ("normalization",)))
+    data = dataclasses.replace(data_config(args, base.data), **_overrides(args, ("normalization", "deskew")))
     train = train_config(
         args,
         dataclasses.replace(base.train, **_overrides(args, ("lr", "momentum", "weight_decay", *MINIBATCH_FIELDS))),

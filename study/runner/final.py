@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from mnist_fc import checkpoint as ckpt
-from mnist_fc.config import RunConfig
+from mnist_fc.config import DataConfig, RunConfig
 from mnist_fc.data import load_split
 from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
 from mnist_fc.minibatch import fit
@@ -77,6 +77,15 @@ def hardware() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def raw_test_set(data: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The test images as a saved model takes them, raw 0-255 pixels (as `evaluate` gives them), and labels.
+
+    Not the training split's copy: with `data.deskew` that copy is already deskewed, and the saved model
+    deskews its input itself."""
+    split = load_split(dataclasses.replace(data, deskew=False, train_size=None))
+    return split.x_test, split.y_test
 
 
 def final_config(
@@ -207,8 +216,8 @@ def final_retrain(
     check_model_outputs(
         stem, storage=storage, data=cfgs[0].data
     )  # never the storage or a CSV; before hours of training
-    split = load_split(cfgs[0].data, seed=seeds[0])
-    x_test, y_test, n_train = split.x_test, split.y_test, len(split.x_train)
+    n_train = len(load_split(cfgs[0].data, seed=seeds[0]).x_train)  # bad data fails here, before training
+    x_test, y_test = raw_test_set(cfgs[0].data)
     n_epochs = cfgs[0].train.epochs
     every = max(1, n_epochs // FINAL_PROGRESS_LINES) if log_every is None else log_every
     checkpoints: list[Path | None] = [None] * len(seeds)
@@ -229,7 +238,7 @@ def final_retrain(
             raise UserError(f"seed {seed} diverged at epoch {result.epochs}; nothing saved")
         net = FCNet(cfg.model)
         net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-        pixelnet = PixelNet.of(net, normalizer)
+        pixelnet = PixelNet.of(net, normalizer, deskew=cfg.data.deskew)
         # Every seed is scored as it is saved and deployed (fp32 weights, fp32 inference: what `evaluate` and
         # the ONNX file give), so the seeds' mean and the shipped seed are one measure; a bf16-trained run's
         # own end-of-training figure (bf16 autocast) is kept beside it and can differ by an image or two.

@@ -8,7 +8,9 @@ import sqlite3
 import subprocess
 import sys
 
+import numpy as np
 import optuna
+import pytest
 
 from tests.conftest import REPO
 
@@ -94,3 +96,43 @@ def test_bad_pilot_input_is_one_line_and_records_nothing(tmp_path):
         assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and "accuracy_pilot: error:" in r.stderr, r.stderr
     assert not (tmp_path / "p.db").exists()
+
+
+def test_a_deskew_pilot_is_recorded_and_its_final_model_deskews_raw_test_pixels(tmp_path, cli):
+    plain, desk = _pilot(tmp_path, "plain"), _pilot(tmp_path, "desk", "--deskew")
+    assert plain.returncode == 0 and desk.returncode == 0, desk.stderr
+    trials = _study(tmp_path).trials
+    assert "deskew" not in trials[0].params and trials[1].params["deskew"] == 1
+    assert trials[1].user_attrs["config"]["data"]["deskew"] and not trials[0].user_attrs["config"]["data"]["deskew"]
+    again = _pilot(tmp_path, "desk", "--deskew")  # resumable and recorded once, like any pilot
+    assert again.returncode == 0 and "already finished" in again.stdout and len(_study(tmp_path).trials) == 2
+
+    out = tmp_path / "models"
+    r = cli(
+        *("final", "--study-name", "accuracy-long", "--storage", f"sqlite:///{tmp_path / 'p.db'}", "--trial", "1"),
+        *("--seeds", "0", "--train-size", "500", "--precision", "fp32", "--out", str(out), "--name", "d", "--json"),
+    )
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((out / "d.json").read_text())
+    assert meta["config"]["data"]["deskew"] and meta["config"]["data"]["include_validation"]
+    # The training loop scored the deskewed test split; the saved model, given raw pixels, deskews them itself:
+    # the same images either way (deskewing twice, or not at all, would move the figure).
+    seed = meta["seeds"][0]
+    assert abs(seed["test_accuracy"] - seed["test_accuracy_in_training_precision"]) <= 0.0002
+    for model in ("d.onnx", "d.safetensors"):
+        e = cli("evaluate", str(out / model), "--json")
+        assert e.returncode == 0, e.stderr
+        assert json.loads(e.stdout)["test_accuracy"] == pytest.approx(meta["test_accuracy"], abs=0.0002)
+
+
+def test_final_scores_the_raw_test_pixels_even_for_a_deskewed_run():
+    from mnist_fc.config import DataConfig
+    from mnist_fc.data import load_embedded
+    from study.runner.final import raw_test_set
+
+    _, _, x_test, y_test = load_embedded()
+    for data in (DataConfig(), DataConfig(deskew=True, include_validation=True, train_size=300)):
+        x, y = raw_test_set(data)
+        assert x.dtype == np.uint8  # as read: the saved model normalises (and deskews) them itself
+        np.testing.assert_array_equal(x, x_test)
+        np.testing.assert_array_equal(y, y_test)
