@@ -43,7 +43,7 @@ def _nan_safe(x: Any) -> Any:
 
 # Fields added after the golden file was written, with the value that reproduces the old behaviour.
 ADDED_CONFIG = {
-    "data": {"subset_seed": None, "input_shift": 0.0, "input_scale": 1.0},
+    "data": {"subset_seed": None, "input_shift": 0.0, "input_scale": 1.0, "deskew": False},
     "train": {"stop_margin": None, "allow_bf16_auto": True, "ema_decay": 0.0, "aug_clean_epochs": 0},
 }
 
