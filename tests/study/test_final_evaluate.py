@@ -143,8 +143,19 @@ def test_train_flags_reach_the_config():
     )
     assert (t.aug_shift, t.aug_rotate, t.aug_scale, t.aug_shear) == (2, 10, 0.1, 5)
     assert (t.aug_elastic_alpha, t.aug_elastic_sigma) == (30, 5) and t.uses_minibatch_loop()
-    plain = run_config_from_flags(build_parser().parse_args(["train"]), RunConfig(), epochs=3).train
-    assert not plain.uses_minibatch_loop()  # no flag: the article's full-batch loop
+    plain = run_config_from_flags(build_parser().parse_args(["train"]), RunConfig(), epochs=3)
+    assert not plain.train.uses_minibatch_loop()  # no flag: the article's full-batch loop
+    assert not plain.data.deskew
+    assert run_config_from_flags(build_parser().parse_args(["train", "--deskew"]), RunConfig(), epochs=3).data.deskew
+
+
+def test_train_deskew_runs_the_article_loop_on_deskewed_images(cli):
+    common = ("train", "--train-size", "300", "--epochs", "3", "--device", "cpu", "--precision", "fp32", "--json")
+    plain, desk = cli(*common), cli(*common, "--deskew")
+    assert plain.returncode == 0 and desk.returncode == 0, desk.stderr
+    a, b = (json.loads(r.stdout.splitlines()[-1]) for r in (plain, desk))
+    assert b["config"]["data"]["deskew"] and not a["config"]["data"]["deskew"]
+    assert a["train_loss"] != b["train_loss"]  # the same seed and images, deskewed: another run
 
 
 # --- resumable final runs (--checkpoint-dir) and weight averaging (--ema-decay) ------------------
