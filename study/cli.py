@@ -129,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from study import interrupt
+    from study import interrupt, quiet_threads
 
     interrupt.install()
+    quiet_threads.install()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # bare `mnist-study`: the command list, as git does

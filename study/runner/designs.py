@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from mnist_fc.config import RunConfig, TrainConfig
 from mnist_fc.data import load_split
+from study import quiet_threads
 from study.auto_precision import study_precision
 from study.design_spec import Design
 from study.designs import (
@@ -31,7 +32,7 @@ from study.designs import (
     spec_json,
 )
 from study.errors import UserError
-from study.runner.heartbeat import HeartbeatObjective
+from study.objective import Objective
 from study.runner.loops import optimize_batched
 from study.runner.one_trial import optimize_one
 from study.runner.optimize import threads_per_job
@@ -106,7 +107,7 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
     study = open_design_study(storage, design, prefix)
     split = load_split(dataclasses.replace(base.data, train_size=design.train_size), seed=design.data_seed)
     sp = study_precision(study, design_base(design, base), n_train=len(split.x_train))  # auto: once per study
-    objective = HeartbeatObjective(space=design_space(design), base=sp.base, split=split, curves=curve_store(storage))
+    objective = Objective(space=design_space(design), base=sp.base, split=split, curves=curve_store(storage))
     objective.precision_probe = sp.probe
     while True:
         fail_stale_trials(study)  # a dead worker's trial: FAILED and re-queued
@@ -122,7 +123,7 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
         # `enqueue` puts back in the queue at the next turn).
         if batch_trials > 1:
             try:
-                with warnings.catch_warnings():  # HeartbeatObjective records the heartbeats itself
+                with warnings.catch_warnings():  # optimize_batched beats from its own thread
                     warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
                     optimize_batched(study, objective, n_trials=min(batch_trials, waiting), batch_trials=batch_trials)
             except NotACell:
@@ -134,6 +135,7 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
 def _worker(designs: list[str], storage_url: str, prefix: str, base: RunConfig, batch_trials: int, jobs: int) -> None:
     import torch
 
+    quiet_threads.install()  # a spawned worker: the command's hook is not inherited
     torch.set_num_threads(threads_per_job(jobs))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()

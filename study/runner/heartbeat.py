@@ -1,61 +1,57 @@
 """Heartbeats for ask-and-tell rounds, which (unlike `study.optimize`) get no heartbeat thread from Optuna.
 
 Without one, a batched worker killed on another host left its trials RUNNING forever: Optuna's stale
-check skips trials that never beat, and the pid check only sees workers on its own host.
+check skips trials that never beat, and the pid check only sees workers on its own host. The beats come
+from a thread, not from training callbacks: callbacks come only as often as evaluations, so a long
+evaluation interval (or a loaded CPU) let a live round's trials go stale.
 """
 
 from __future__ import annotations
 
-import math
-import time
+import contextlib
+import threading
+from collections.abc import Collection, Iterator, Sequence
 
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
 
-from mnist_fc.config import RunConfig
-from mnist_fc.results import EvalCallback, TrainResult
-from study.objective import Objective
-
-_last_beat: dict[int, float] = {}
+THREAD_NAME = "mnist-study heartbeat"
 
 
-def heartbeat(trial: optuna.Trial, every_s: float | None = None) -> None:
-    """Record that `trial` is alive, at most every `every_s` seconds (default: half the storage's heartbeat
-    interval, the `--heartbeat` of the run); nothing if the storage has no heartbeat."""
-    storage = trial.study._storage
-    interval = storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
-    if interval is None:
+def interval_of(study: optuna.Study) -> float | None:
+    """The storage's heartbeat interval in seconds (the run's --heartbeat), or None when it has none."""
+    storage = study._storage
+    return storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
+
+
+@contextlib.contextmanager
+def beating(study: optuna.Study, trials: Sequence[optuna.Trial], *, finished: Collection[int] = ()) -> Iterator[None]:
+    """While the block runs, record a heartbeat for every trial of `trials` whose index is not (yet) in
+    `finished`, at once and then every half heartbeat interval, from a thread.
+
+    A beat that fails (database gone, disk full) is skipped, not raised: the round's own thread writes to
+    the same storage and reports the problem in one line; at worst the trial goes stale and is re-queued.
+    """
+    interval = interval_of(study)
+    if interval is None or not trials:
+        yield
         return
-    every_s = interval / 2 if every_s is None else every_s
-    now = time.monotonic()
-    if now - _last_beat.get(trial._trial_id, -math.inf) >= every_s:
-        storage.record_heartbeat(trial._trial_id)
-        _last_beat[trial._trial_id] = now
+    storage = study._storage
+    stop = threading.Event()
 
+    def beat() -> None:
+        while True:
+            for i, trial in enumerate(trials):
+                if i not in finished:
+                    with contextlib.suppress(Exception):
+                        storage.record_heartbeat(trial._trial_id)
+            if stop.wait(interval / 2):
+                return
 
-class HeartbeatObjective(Objective):
-    """The run objective, plus a heartbeat from inside training, for batched (ask-and-tell) rounds."""
-
-    def _alive(self) -> dict[int, optuna.Trial]:
-        """Trials sampled and not yet finished: a batch member that stopped early (plateau margin) waits
-        for its batch without callbacks of its own, so every callback beats for all of them."""
-        return self.__dict__.setdefault("_alive_trials", {})
-
-    def sample(self, trial: optuna.Trial) -> RunConfig:
-        heartbeat(trial, 0.0)  # from the start: a trial killed before its first evaluation must go stale too
-        self._alive()[trial._trial_id] = trial
-        return super().sample(trial)
-
-    def on_eval(self, trial: optuna.Trial, cfg: RunConfig) -> EvalCallback:
-        inner = super().on_eval(trial, cfg)
-
-        def callback(epoch: int, metrics: dict[str, float]) -> bool:
-            for alive in list(self._alive().values()):
-                heartbeat(alive)  # at the storage's interval: `--heartbeat 1 --grace 3` must hold too
-            return inner(epoch, metrics)
-
-        return callback
-
-    def finish(self, trial: optuna.Trial, result: TrainResult) -> float:
-        self._alive().pop(trial._trial_id, None)
-        return super().finish(trial, result)
+    thread = threading.Thread(target=beat, name=THREAD_NAME, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -22,6 +22,7 @@ from mnist_fc.batched import group_by_key, train_batched
 from mnist_fc.results import EvalCallback
 from mnist_fc.trainer import TrainResult, train
 from study.objective import Objective
+from study.runner.heartbeat import beating
 from study.runner.one_trial import log_taken_over, optimize_one, stored_state
 from study.runner.recovery import fail_dead_local_trials, fail_stale_trials
 
@@ -109,23 +110,24 @@ def optimize_batched(
             trials = [study.ask() for _ in range(min(batch_trials, n_trials - done))]
         told: set[int] = set()
         try:
-            cfgs = [objective.sample(t) for t in trials]
-            for group in group_by_key(cfgs):
-                on_eval = [_stop_if_taken_over(objective.on_eval(trials[i], cfgs[i])) for i in group]
-                if len(group) == 1:
-                    results = [train(cfgs[group[0]], split=objective.split, on_eval=on_eval[0])]
-                else:
-                    results = train_batched([cfgs[i] for i in group], split=objective.split, on_eval=on_eval)
-                for i, result in zip(group, results, strict=True):
-                    told.add(i)
-                    try:
-                        frozen = _tell(study, objective, trials[i], result)
-                    except optuna.exceptions.UpdateFinishedTrialError:  # its copy runs again, here or elsewhere
-                        log_taken_over(trials[i].number)
-                        continue
-                    for callback in callbacks:
-                        callback(study, frozen)
-        finally:  # a crash or Ctrl-C must not leave trials RUNNING forever (ask/tell has no heartbeat)
+            with beating(study, trials, finished=told):  # Optuna beats only inside study.optimize
+                cfgs = [objective.sample(t) for t in trials]
+                for group in group_by_key(cfgs):
+                    on_eval = [_stop_if_taken_over(objective.on_eval(trials[i], cfgs[i])) for i in group]
+                    if len(group) == 1:
+                        results = [train(cfgs[group[0]], split=objective.split, on_eval=on_eval[0])]
+                    else:
+                        results = train_batched([cfgs[i] for i in group], split=objective.split, on_eval=on_eval)
+                    for i, result in zip(group, results, strict=True):
+                        told.add(i)
+                        try:
+                            frozen = _tell(study, objective, trials[i], result)
+                        except optuna.exceptions.UpdateFinishedTrialError:  # its copy runs again, here or elsewhere
+                            log_taken_over(trials[i].number)
+                            continue
+                        for callback in callbacks:
+                            callback(study, frozen)
+        finally:  # a crash or Ctrl-C must not leave trials RUNNING until they go stale
             for i, trial in enumerate(trials):
                 if i not in told and not stored_state(study, trial).is_finished():
                     study.tell(trial, state=TrialState.FAIL)

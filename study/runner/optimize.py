@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 from mnist_fc.config import DataConfig, RunConfig, TrainConfig, validate
 from mnist_fc.data import Split, load_split
 from mnist_fc.errors import ConfigError
-from study import interrupt
+from study import interrupt, quiet_threads
 from study.auto_precision import study_precision
 from study.defaults import (
     DEFAULT_BATCH_TRIALS,
@@ -47,7 +47,6 @@ from study.log import configure_logging
 from study.objective import Objective, report_every, worker_id
 from study.pruners import PRUNERS, make_pruner
 from study.report_text import best_summary
-from study.runner.heartbeat import HeartbeatObjective
 from study.runner.loops import optimize_batched, optimize_until_complete
 from study.runner.one_trial import optimize_n
 from study.runner.progress import Echo, TrialLog, counts, worker_summary
@@ -208,8 +207,7 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
     study.sampler = _sampler(plan.sampler, seed=seed, n_stored=len(study.trials))
     sp = study_precision(study, plan.base, n_train=len(split.x_train))  # auto: decided once per study, recorded
     batched = plan.batch_trials > 1 and not plan.until_complete
-    # Batched rounds are ask-and-tell: no heartbeat thread, so the objective beats for its trials itself.
-    objective = (HeartbeatObjective if batched else Objective)(
+    objective = Objective(  # batched rounds (ask-and-tell) beat from their own thread: runner/heartbeat.py
         space=SPACES[plan.space],
         base=sp.base,
         split=split,
@@ -271,6 +269,7 @@ def _worker(plan: StudyPlan, n_trials: int, index: int) -> None:
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupt.install()
+    quiet_threads.install()
     label = f"worker {index + 1}"
     try:
         import torch

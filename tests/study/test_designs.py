@@ -14,6 +14,7 @@ from mnist_fc.model import build_model
 from study.design_spec import TESTS, Design, Prediction
 from study.designs import DESIGNS, DESIGNS_BY_NAME, EVAL_EVERY, NotACell, design_config, design_space, expand
 from study.errors import UserError
+from study.objective import Objective
 from study.runner.designs import enqueue, open_design_study, run_design
 from study.storage import curve_store, open_storage
 
@@ -219,22 +220,26 @@ def test_design_subset_is_one_fixed_subset_for_every_seed() -> None:
 
 
 def test_design_trials_record_heartbeats_so_a_killed_batched_worker_is_requeued(tmp_path) -> None:
-    """Ask-and-tell rounds have no heartbeat thread: the design objective records one itself."""
+    """Ask-and-tell rounds get no heartbeat thread from Optuna: optimize_batched's own (`beating`) keeps a
+    live round's trial alive past the grace, and once it stops (the worker was killed) the trial goes stale."""
+    import time
+
     from study.designs import design_base
-    from study.runner.heartbeat import HeartbeatObjective
+    from study.runner.heartbeat import beating
 
     url = f"sqlite:///{tmp_path / 'd.db'}"
     storage = open_storage(url, heartbeat=1, grace=2)
     study = open_design_study(storage, TINY, "t_")
     enqueue(study, TINY)
-    objective = HeartbeatObjective(
-        space=design_space(TINY), base=design_base(TINY), split=None, curves=curve_store(storage)
-    )
-    trial = study.ask()  # a batched worker asked for it, sampled it ... and was killed
-    objective.sample(trial)
-    import time
-
-    time.sleep(4.0)  # > grace (2 s), with room for a loaded machine
+    objective = Objective(space=design_space(TINY), base=design_base(TINY), split=None, curves=curve_store(storage))
+    trial = study.ask()  # a batched worker asked for it and sampled it ...
+    with beating(study, [trial]):
+        objective.sample(trial)
+        time.sleep(4.0)  # > grace (2 s): still beating, so still alive
+        optuna.storages.fail_stale_trials(study)
+        assert study.trials[trial.number].state == TrialState.RUNNING
+    # ... and was killed: no more beats
+    time.sleep(4.0)  # > grace, with room for a loaded machine
     optuna.storages.fail_stale_trials(study)
     states = [t.state for t in optuna.load_study(study_name="t_tiny", storage=storage).trials]
     assert states.count(TrialState.FAIL) == 1 and states.count(TrialState.WAITING) == 4  # re-queued copy

@@ -64,14 +64,17 @@ def test_a_batched_worker_killed_elsewhere_is_failed_by_heartbeat_and_rerun(tmp_
 
 
 def test_a_live_batched_worker_beats_within_a_short_grace(tmp_path: Path) -> None:
-    """Beats follow the run's --heartbeat: at a fixed 15 s, every batched trial of a `--heartbeat 1 --grace 3`
-    run looked dead to the other workers after 3 s."""
+    """Beats follow the run's --heartbeat, from a thread: at a fixed 15 s, every batched trial of a
+    `--heartbeat 1 --grace 3` run looked dead to the other workers after 3 s; beating from the training
+    callbacks, it did whenever evaluations were further apart than the grace (one at the end here, and a
+    loaded CPU did the same to `--eval-every 50`)."""
     import optuna
 
     from study.storage import open_storage
 
     url = f"sqlite:///{tmp_path / 'live.db'}"
     args = ("--storage", url, "--study-name", "live", "--batch-trials", "2", "--trials", "2", *LONG, *BEAT)
+    args = (*args, "--eval-every", "500")  # no evaluation until the round's end
     worker = Worker.start(tmp_path, "live", *args)
     _round_training(url, "live", worker)
     other = open_storage(url, heartbeat=1, grace=3)  # another worker's stale check, again and again
