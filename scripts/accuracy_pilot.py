@@ -29,9 +29,9 @@ from pathlib import Path
 
 import optuna
 import torch
-from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from mnist_fc.config import PRECISIONS, RunConfig
+from mnist_fc.config import OPTIMIZERS, PRECISIONS, RunConfig
 from mnist_fc.export import load_meta
 from mnist_fc.precision import cpu_flags
 from mnist_fc.trainer import fit
@@ -53,8 +53,13 @@ PARAMS = {
     "aug_clean_epochs": ("train", IntDistribution(0, 100_000)),
     "seed": ("train", IntDistribution(0, 2**31)),
 }
-# DataConfig.deskew as a param (1), only for pilots that set it: older pilots' recorded params stay as they were.
-DESKEW = IntDistribution(0, 1)
+# Params recorded only by pilots that change them, so that older pilots' recorded params stay as they were
+# (a finished pilot is recognised by its params): deskew as 1, the optimizer by name, its momentum.
+OPTIONAL = {
+    "deskew": IntDistribution(0, 1),
+    "optimizer": CategoricalDistribution(OPTIMIZERS),
+    "momentum": FloatDistribution(0.0, 1.0),
+}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -66,6 +71,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         kind = int if isinstance(dist, IntDistribution) else float
         p.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override the base config's {name}")
     p.add_argument("--deskew", action="store_true", help="deskew every image first (DataConfig.deskew)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="override the base config's optimizer")
+    p.add_argument("--momentum", type=float, help="override the base config's momentum (sgd, nesterov)")
     p.add_argument("--precision", choices=PRECISIONS, help="override the base config's precision")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--train-size", type=int, help="stratified subsample of the 50,000 (quick checks only)")
@@ -77,13 +84,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, dict[str, float]]:
+def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, dict[str, float | str]]:
     """The base config with the named overrides, on the 50,000 training images (validation held out)."""
     changes: dict[str, dict] = {"model": {}, "train": {}}
     for name, (part, _) in PARAMS.items():
         if getattr(args, name) is not None:
             changes[part][name] = getattr(args, name)
     train = dict(changes["train"], eval_every=args.eval_every)
+    train |= {k: getattr(args, k) for k in ("optimizer", "momentum") if getattr(args, k) is not None}
     if args.precision:
         train["precision"] = args.precision
     cfg = RunConfig(
@@ -96,6 +104,9 @@ def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, 
     params = {name: getattr(getattr(cfg, part), name) for name, (part, _) in PARAMS.items()}
     if cfg.data.deskew:
         params["deskew"] = 1
+    for name in ("optimizer", "momentum"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(cfg.train, name)
     return cfg, params
 
 
@@ -113,7 +124,7 @@ def record_trial(storage: str, study_name: str, params: dict, value: float, attr
             return t.number
     trial = optuna.trial.create_trial(
         params=params,
-        distributions={name: PARAMS[name][1] if name in PARAMS else DESKEW for name in params},
+        distributions={name: PARAMS[name][1] if name in PARAMS else OPTIONAL[name] for name in params},
         value=value,
         user_attrs=attrs,
     )

@@ -106,6 +106,13 @@ def test_a_deskew_pilot_is_recorded_and_its_final_model_deskews_raw_test_pixels(
     assert trials[1].user_attrs["config"]["data"]["deskew"] and not trials[0].user_attrs["config"]["data"]["deskew"]
     again = _pilot(tmp_path, "desk", "--deskew")  # resumable and recorded once, like any pilot
     assert again.returncode == 0 and "already finished" in again.stdout and len(_study(tmp_path).trials) == 2
+    sgd = _pilot(tmp_path, "sgd", "--optimizer", "nesterov", "--momentum", "0.9", "--lr", "0.1")
+    assert sgd.returncode == 0, sgd.stderr
+    t = _study(tmp_path).trials[2]
+    assert t.params["optimizer"] == "nesterov" and t.params["momentum"] == 0.9 and t.params["lr"] == 0.1
+    cfg = t.user_attrs["config"]["train"]
+    assert (cfg["optimizer"], cfg["momentum"], cfg["lr"]) == ("nesterov", 0.9, 0.1)
+    assert "optimizer" not in _study(tmp_path).trials[0].params  # recorded only by pilots that change it
 
     out = tmp_path / "models"
     r = cli(
