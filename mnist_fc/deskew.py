@@ -22,6 +22,23 @@ CENTER = SIDE / 2  # where MNIST puts the centre of mass (pixel coordinates 0..2
 CHUNK = 10_000  # images per pass in `deskew_array`: bounds the grid's memory
 
 
+def _moments(img: torch.Tensor, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per image of `img` (n, 28, 28): centre of mass (row, column) and slant cov(row, col) / var(row)."""
+    rows, cols = img.sum(2), img.sum(1)  # (n, 28): ink per row, per column
+    mass = rows.sum(1).clamp_min(1e-6)
+    mu_r = (rows * coords).sum(1) / mass
+    mu_c = (cols * coords).sum(1) / mass
+    var_r = (rows * coords * coords).sum(1) / mass - mu_r * mu_r
+    cov_rc = ((img * coords[None, :, None] * coords[None, None, :]).sum((1, 2))) / mass - mu_r * mu_c
+    return mu_r, mu_c, cov_rc / var_r.clamp_min(1e-6)
+
+
+def slant(x: torch.Tensor) -> torch.Tensor:
+    """Per flat image of `x` (n, 784): the column shift per row of its ink, which `deskew` removes."""
+    img = x.float().reshape(-1, SIDE, SIDE)
+    return _moments(img, torch.arange(SIDE, dtype=torch.float32, device=x.device))[2]
+
+
 def deskew(x: torch.Tensor) -> torch.Tensor:
     """Deskewed copies of flat images `x` (n, 784), pixel units (0-255, background 0); float32 out.
 
@@ -31,13 +48,7 @@ def deskew(x: torch.Tensor) -> torch.Tensor:
     """
     img = x.float().reshape(-1, SIDE, SIDE)
     coords = torch.arange(SIDE, dtype=torch.float32, device=x.device)
-    rows, cols = img.sum(2), img.sum(1)  # (n, 28): ink per row, per column
-    mass = rows.sum(1).clamp_min(1e-6)
-    mu_r = (rows * coords).sum(1) / mass
-    mu_c = (cols * coords).sum(1) / mass
-    var_r = (rows * coords * coords).sum(1) / mass - mu_r * mu_r
-    cov_rc = ((img * coords[None, :, None] * coords[None, None, :]).sum((1, 2))) / mass - mu_r * mu_c
-    alpha = cov_rc / var_r.clamp_min(1e-6)
+    mu_r, mu_c, alpha = _moments(img, coords)
     d = coords - CENTER  # (28,) output offsets from the centre
     src_c = mu_c[:, None, None] + d[None, None, :] + alpha[:, None, None] * d[None, :, None]  # (n, 28, 28)
     src_r = (mu_r[:, None, None] + d[None, :, None]).expand_as(src_c)

@@ -60,6 +60,7 @@ OPTIONAL = {
     "optimizer": CategoricalDistribution(OPTIMIZERS),
     "momentum": FloatDistribution(0.0, 1.0),
 }
+OPTIONAL_TRAIN = ("optimizer", "momentum")  # the TrainConfig fields among them, each with its own flag
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -91,7 +92,7 @@ def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, 
         if getattr(args, name) is not None:
             changes[part][name] = getattr(args, name)
     train = dict(changes["train"], eval_every=args.eval_every)
-    train |= {k: getattr(args, k) for k in ("optimizer", "momentum") if getattr(args, k) is not None}
+    train |= {k: getattr(args, k) for k in OPTIONAL_TRAIN if getattr(args, k) is not None}
     if args.precision:
         train["precision"] = args.precision
     cfg = RunConfig(
@@ -104,7 +105,7 @@ def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, 
     params = {name: getattr(getattr(cfg, part), name) for name, (part, _) in PARAMS.items()}
     if cfg.data.deskew:
         params["deskew"] = 1
-    for name in ("optimizer", "momentum"):
+    for name in OPTIONAL_TRAIN:
         if getattr(args, name) is not None:
             params[name] = getattr(cfg.train, name)
     return cfg, params

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 
 from mnist_fc.deskew import deskew_array
+from mnist_fc.deskew import slant as deskew_slant
 
 
 @dataclass(frozen=True)
@@ -28,13 +30,8 @@ class DeskewExamples:
 
 def slant(x: np.ndarray) -> np.ndarray:
     """Per image: cov(row, column) / var(row) of the ink, the column shift per row that deskewing removes."""
-    img = np.asarray(x, dtype=np.float64).reshape(-1, 28, 28)
-    c = np.arange(28.0)
-    mass = np.maximum(img.sum((1, 2)), 1e-9)
-    mu_r, mu_c = (img.sum(2) * c).sum(1) / mass, (img.sum(1) * c).sum(1) / mass
-    var_r = (img.sum(2) * c * c).sum(1) / mass - mu_r**2
-    cov = (img * c[None, :, None] * c[None, None, :]).sum((1, 2)) / mass - mu_r * mu_c
-    return cov / np.maximum(var_r, 1e-9)
+    with torch.no_grad():
+        return deskew_slant(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
 
 
 def deskew_examples(x: np.ndarray, y: np.ndarray, *, per_class: int = 1) -> DeskewExamples:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import time
-import warnings
 from collections.abc import Callable
 
 import optuna
@@ -123,9 +122,7 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
         # `enqueue` puts back in the queue at the next turn).
         if batch_trials > 1:
             try:
-                with warnings.catch_warnings():  # optimize_batched beats from its own thread
-                    warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
-                    optimize_batched(study, objective, n_trials=min(batch_trials, waiting), batch_trials=batch_trials)
+                optimize_batched(study, objective, n_trials=min(batch_trials, waiting), batch_trials=batch_trials)
             except NotACell:
                 pass
         else:

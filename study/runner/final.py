@@ -30,7 +30,7 @@ import torch
 
 from mnist_fc import checkpoint as ckpt
 from mnist_fc.config import DataConfig, RunConfig
-from mnist_fc.data import load_split
+from mnist_fc.data import Split, load_split
 from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
 from mnist_fc.minibatch import fit
 from mnist_fc.model import FCNet
@@ -79,13 +79,10 @@ def hardware() -> dict[str, Any]:
     return info
 
 
-def raw_test_set(data: DataConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The test images as a saved model takes them, raw 0-255 pixels (as `evaluate` gives them), and labels.
-
-    Not the training split's copy: with `data.deskew` that copy is already deskewed, and the saved model
-    deskews its input itself."""
-    split = load_split(dataclasses.replace(data, deskew=False, train_size=None))
-    return split.x_test, split.y_test
+def raw_split(data: DataConfig, *, seed: int) -> Split:
+    """The run's split before any deskewing: the run's sizes, and test images as a saved model takes them,
+    raw 0-255 pixels (as `evaluate` gives them); a model trained with `data.deskew` deskews them itself."""
+    return load_split(dataclasses.replace(data, deskew=False), seed=seed)
 
 
 def final_config(
@@ -216,8 +213,8 @@ def final_retrain(
     check_model_outputs(
         stem, storage=storage, data=cfgs[0].data
     )  # never the storage or a CSV; before hours of training
-    n_train = len(load_split(cfgs[0].data, seed=seeds[0]).x_train)  # bad data fails here, before training
-    x_test, y_test = raw_test_set(cfgs[0].data)
+    split = raw_split(cfgs[0].data, seed=seeds[0])  # bad data fails here, before training
+    x_test, y_test, n_train = split.x_test, split.y_test, len(split.x_train)
     n_epochs = cfgs[0].train.epochs
     every = max(1, n_epochs // FINAL_PROGRESS_LINES) if log_every is None else log_every
     checkpoints: list[Path | None] = [None] * len(seeds)

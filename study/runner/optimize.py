@@ -206,8 +206,7 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
     study = optuna.load_study(study_name=plan.study_name, storage=storage, pruner=pruner)
     study.sampler = _sampler(plan.sampler, seed=seed, n_stored=len(study.trials))
     sp = study_precision(study, plan.base, n_train=len(split.x_train))  # auto: decided once per study, recorded
-    batched = plan.batch_trials > 1 and not plan.until_complete
-    objective = Objective(  # batched rounds (ask-and-tell) beat from their own thread: runner/heartbeat.py
+    objective = Objective(
         space=SPACES[plan.space],
         base=sp.base,
         split=split,
@@ -232,7 +231,7 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
                 poll_s=UNTIL_COMPLETE_POLL_S,
                 callbacks=[log],
             )
-        elif batched:
+        elif plan.batch_trials > 1:
             optimize_batched(
                 study,
                 objective,

@@ -135,11 +135,12 @@ def test_a_deskew_pilot_is_recorded_and_its_final_model_deskews_raw_test_pixels(
 def test_final_scores_the_raw_test_pixels_even_for_a_deskewed_run():
     from mnist_fc.config import DataConfig
     from mnist_fc.data import load_embedded
-    from study.runner.final import raw_test_set
+    from study.runner.final import raw_split
 
     _, _, x_test, y_test = load_embedded()
     for data in (DataConfig(), DataConfig(deskew=True, include_validation=True, train_size=300)):
-        x, y = raw_test_set(data)
+        split = raw_split(data, seed=0)
+        x, y = split.x_test, split.y_test
         assert x.dtype == np.uint8  # as read: the saved model normalises (and deskews) them itself
         np.testing.assert_array_equal(x, x_test)
         np.testing.assert_array_equal(y, y_test)
