@@ -54,13 +54,15 @@ PARAMS = {
     "seed": ("train", IntDistribution(0, 2**31)),
 }
 # Params recorded only by pilots that change them, so that older pilots' recorded params stay as they were
-# (a finished pilot is recognised by its params): deskew as 1, the optimizer by name, its momentum.
+# (a finished pilot is recognised by its params): deskew as 1, the optimizer by name, its momentum, the
+# minibatch size.
 OPTIONAL = {
     "deskew": IntDistribution(0, 1),
     "optimizer": CategoricalDistribution(OPTIMIZERS),
     "momentum": FloatDistribution(0.0, 1.0),
+    "batch_size": IntDistribution(1, 1_000_000),
 }
-OPTIONAL_TRAIN = ("optimizer", "momentum")  # the TrainConfig fields among them, each with its own flag
+OPTIONAL_TRAIN = ("optimizer", "momentum", "batch_size")  # the TrainConfig fields among them, each with its own flag
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -74,6 +76,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--deskew", action="store_true", help="deskew every image first (DataConfig.deskew)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help="override the base config's optimizer")
     p.add_argument("--momentum", type=float, help="override the base config's momentum (sgd, nesterov)")
+    p.add_argument("--batch-size", type=int, help="override the base config's minibatch size")
     p.add_argument("--precision", choices=PRECISIONS, help="override the base config's precision")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--train-size", type=int, help="stratified subsample of the 50,000 (quick checks only)")
