@@ -36,6 +36,7 @@ from mnist_fc.export import load_meta
 from mnist_fc.precision import cpu_flags
 from mnist_fc.trainer import fit
 from study.runner.final import hardware
+from study.spaces import AUG_AT_STRENGTH_1
 
 # What a pilot may change, as Optuna params: numeric distributions wide enough for any pilot, so that
 # trials with different values stay compatible in one study.
@@ -55,8 +56,9 @@ PARAMS = {
 }
 # Params recorded only by pilots that change them, so that older pilots' recorded params stay as they were
 # (a finished pilot is recognised by its params): deskew as 1, the optimizer by name, its momentum, the
-# minibatch size.
+# minibatch size, and the affine augmentation's strength (the study space's rule: its four maxima scaled together).
 OPTIONAL = {
+    "aug_strength": FloatDistribution(0.0, 100.0),
     "deskew": IntDistribution(0, 1),
     "optimizer": CategoricalDistribution(OPTIMIZERS),
     "momentum": FloatDistribution(0.0, 1.0),
@@ -77,6 +79,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--optimizer", choices=OPTIMIZERS, help="override the base config's optimizer")
     p.add_argument("--momentum", type=float, help="override the base config's momentum (sgd, nesterov)")
     p.add_argument("--batch-size", type=int, help="override the base config's minibatch size")
+    p.add_argument(
+        "--aug-strength",
+        type=float,
+        help="affine augmentation at this strength: shift, rotation, zoom and shear maxima = S x "
+        + ", ".join(f"{v:g}" for v in AUG_AT_STRENGTH_1.values())
+        + " (the accuracy space's rule; elastic distortions are set apart)",
+    )
     p.add_argument("--precision", choices=PRECISIONS, help="override the base config's precision")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--train-size", type=int, help="stratified subsample of the 50,000 (quick checks only)")
@@ -96,6 +105,10 @@ def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, 
             changes[part][name] = getattr(args, name)
     train = dict(changes["train"], eval_every=args.eval_every)
     train |= {k: getattr(args, k) for k in OPTIONAL_TRAIN if getattr(args, k) is not None}
+    if args.aug_strength is not None:
+        if args.aug_strength < 0:
+            raise ValueError(f"--aug-strength must be >= 0, not {args.aug_strength:g}")
+        train |= {k: v * args.aug_strength for k, v in AUG_AT_STRENGTH_1.items()}
     if args.precision:
         train["precision"] = args.precision
     cfg = RunConfig(
@@ -108,6 +121,8 @@ def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, 
     params = {name: getattr(getattr(cfg, part), name) for name, (part, _) in PARAMS.items()}
     if cfg.data.deskew:
         params["deskew"] = 1
+    if args.aug_strength is not None:
+        params["aug_strength"] = args.aug_strength
     for name in OPTIONAL_TRAIN:
         if getattr(args, name) is not None:
             params[name] = getattr(cfg.train, name)

@@ -92,6 +92,7 @@ def test_pilots_hide_the_test_set_record_one_trial_each_and_final_retrains_the_b
 
 def test_bad_pilot_input_is_one_line_and_records_nothing(tmp_path):
     bad = (("--base", str(tmp_path / "missing.json")), ("--epochs", "0"), ("--ema-decay", "1.5"), ("--batch-size", "0"))
+    bad += (("--aug-strength", "-1"),)
     for extra in bad:
         r = _pilot(tmp_path, "bad", *extra)
         assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
@@ -107,16 +108,22 @@ def test_a_deskew_pilot_is_recorded_and_its_final_model_deskews_raw_test_pixels(
     assert trials[1].user_attrs["config"]["data"]["deskew"] and not trials[0].user_attrs["config"]["data"]["deskew"]
     again = _pilot(tmp_path, "desk", "--deskew")  # resumable and recorded once, like any pilot
     assert again.returncode == 0 and "already finished" in again.stdout and len(_study(tmp_path).trials) == 2
-    sgd = _pilot(tmp_path, "sgd", "--optimizer", "nesterov", "--momentum", "0.9", "--lr", "0.1", "--batch-size", "64")
+    sgd = _pilot(
+        *(tmp_path, "sgd", "--optimizer", "nesterov", "--momentum", "0.9", "--lr", "0.1", "--batch-size", "64"),
+        *("--aug-strength", "1.5"),
+    )
     assert sgd.returncode == 0, sgd.stderr
     t = _study(tmp_path).trials[2]
     assert t.params["optimizer"] == "nesterov" and t.params["momentum"] == 0.9 and t.params["lr"] == 0.1
-    assert t.params["batch_size"] == 64
+    assert t.params["batch_size"] == 64 and t.params["aug_strength"] == 1.5
     cfg = t.user_attrs["config"]["train"]
     assert (cfg["optimizer"], cfg["momentum"], cfg["lr"], cfg["batch_size"]) == ("nesterov", 0.9, 0.1, 64)
+    affine = [cfg[k] for k in ("aug_shift", "aug_rotate", "aug_scale", "aug_shear")]
+    assert affine == pytest.approx([3.0, 15.0, 0.15, 15.0])  # the accuracy space's maxima at strength 1.5
     first = _study(tmp_path).trials[0]
-    assert "optimizer" not in first.params and "batch_size" not in first.params  # only pilots that change them
-    assert first.user_attrs["config"]["train"]["batch_size"] == 128  # the base's, from models/accuracy.json
+    assert not {"optimizer", "batch_size", "aug_strength"} & set(first.params)  # only pilots that change them
+    base = first.user_attrs["config"]["train"]  # the base's, from models/accuracy.json
+    assert base["batch_size"] == 128 and base["aug_rotate"] == pytest.approx(7.806, abs=0.001)
 
     out = tmp_path / "models"
     r = cli(
