@@ -65,12 +65,16 @@ class FinalResult:
         }
 
 
-def hardware() -> dict[str, Any]:
-    """Where the model was trained, for the JSON record."""
+WORKER_THREADS = 1  # torch threads of each seed trained at once with others (--jobs > 1): the seeds share the cores
+
+
+def hardware(*, threads: int | None = None) -> dict[str, Any]:
+    """Where the model was trained, for the JSON record; `threads`: the torch threads the training ran with,
+    when not this process's (seeds trained at once in worker processes, one thread each)."""
     info = {
         "cpu": device_name(torch.device("cpu")),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads or torch.get_num_threads(),
         "torch": torch.__version__,
         "platform": platform.platform(),
     }
@@ -137,14 +141,14 @@ def _fit_seed(
 def _train_all(
     cfgs: list[RunConfig], *, jobs: int, log_every: int, checkpoints: list[Path | None], checkpoint_every: int
 ) -> list[tuple[TrainResult, dict, Normalizer]]:
-    if jobs == 1 or len(cfgs) == 1:
+    if jobs == 1 or len(cfgs) == 1:  # in this process, with its threads; else one thread per worker (WORKER_THREADS)
         return [
             _fit_seed(cfg, log_every, None, path, checkpoint_every) for cfg, path in zip(cfgs, checkpoints, strict=True)
         ]
     ctx = multiprocessing.get_context("spawn")  # no forked copies of this process's thread pools
     with ProcessPoolExecutor(max_workers=min(jobs, len(cfgs)), mp_context=ctx) as pool:
         futures = [
-            pool.submit(_fit_seed, cfg, log_every, 1, path, checkpoint_every)
+            pool.submit(_fit_seed, cfg, log_every, WORKER_THREADS, path, checkpoint_every)
             for cfg, path in zip(cfgs, checkpoints, strict=True)
         ]
         return [f.result() for f in futures]
@@ -269,7 +273,7 @@ def final_retrain(
         "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
         "device": result0.device,
         "precision": result0.precision,
-        "hardware": hardware(),
+        "hardware": hardware(threads=WORKER_THREADS if min(jobs, len(seeds)) > 1 else None),
         "parallel_jobs": min(jobs, len(seeds)),  # seeds trained at once: their seconds share the CPU
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

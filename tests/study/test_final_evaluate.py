@@ -44,6 +44,7 @@ def test_final_saves_model_config_and_onnx(final_dir):
     assert all(0 < s["test_accuracy_in_training_precision"] <= 1 for s in meta["seeds"])
     assert meta["command"].startswith("mnist-study final --storage sqlite:///s.db --study-name acc --seeds 3,4")
     assert meta["hardware"]["cpu_count"] >= 1 and all(s["seconds"] > 0 for s in meta["seeds"])
+    assert meta["parallel_jobs"] == 2 and meta["hardware"]["torch_threads"] == 1  # what each seed trained with
     assert summary["onnx_max_abs_logit_diff"] <= 1e-3
     modes = {ext: stat.S_IMODE((d / "out" / f"acc.{ext}").stat().st_mode) for ext in ("safetensors", "json", "onnx")}
     assert modes["safetensors"] == modes["json"] == modes["onnx"], modes  # safetensors wrote 0600
