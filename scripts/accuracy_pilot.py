@@ -106,7 +106,7 @@ def pilot_config(base: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, 
     train = dict(changes["train"], eval_every=args.eval_every)
     train |= {k: getattr(args, k) for k in OPTIONAL_TRAIN if getattr(args, k) is not None}
     if args.aug_strength is not None:
-        if args.aug_strength < 0:
+        if not args.aug_strength >= 0:  # NaN too
             raise ValueError(f"--aug-strength must be >= 0, not {args.aug_strength:g}")
         train |= {k: v * args.aug_strength for k, v in AUG_AT_STRENGTH_1.items()}
     if args.precision:

@@ -92,7 +92,7 @@ def test_pilots_hide_the_test_set_record_one_trial_each_and_final_retrains_the_b
 
 def test_bad_pilot_input_is_one_line_and_records_nothing(tmp_path):
     bad = (("--base", str(tmp_path / "missing.json")), ("--epochs", "0"), ("--ema-decay", "1.5"), ("--batch-size", "0"))
-    bad += (("--aug-strength", "-1"),)
+    bad += (("--aug-strength", "-1"), ("--aug-strength", "nan"))
     for extra in bad:
         r = _pilot(tmp_path, "bad", *extra)
         assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
