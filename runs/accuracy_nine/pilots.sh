@@ -3,13 +3,6 @@
 # (docs/accuracy.md, "Ninth attempt"), at once with one thread each. Resumable: run this again after an
 # interruption; finished pilots are left as they are and not recorded twice.
 #   (setsid nohup bash runs/accuracy_nine/pilots.sh >> runs/accuracy_nine/pilots.out 2>&1 &)
-set -u
-cd "$(dirname "$0")/../.."
-C=(.venv/bin/python scripts/accuracy_pilot.py --n-units-l1 1024 --n-units-l2 1024 --epochs 150 --ema-decay 0.999
-   --aug-elastic-alpha 26.5 --precision bf16 --threads 1 --storage sqlite:///studies/accuracy_nine.db
-   --study-name accuracy-nine)
-P=runs/accuracy_nine/pilots
-for s in 0 1; do
-  "${C[@]}" --seed $s --aug-strength 1.5 --out $P/aff15_s$s &
-done
-wait
+exec bash "$(dirname "$0")/../../scripts/accuracy_pilots.sh" nine \
+  "aff15_s0 --seed 0 --aug-strength 1.5" \
+  "aff15_s1 --seed 1 --aug-strength 1.5"

@@ -155,3 +155,21 @@ def test_final_scores_the_raw_test_pixels_even_for_a_deskewed_run():
         assert x.dtype == np.uint8  # as read: the saved model normalises (and deskews) them itself
         np.testing.assert_array_equal(x, x_test)
         np.testing.assert_array_equal(y, y_test)
+
+
+def test_the_attempts_pilot_scripts_run_the_base_recipe_with_each_pilots_changes():
+    env = dict(os.environ, PILOTS_ECHO="1")
+    script = REPO / "runs" / "accuracy_eight" / "pilots.sh"
+    r = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, check=True, timeout=60)
+    lines = sorted(r.stdout.splitlines())
+    base = (
+        ".venv/bin/python scripts/accuracy_pilot.py --n-units-l1 1024 --n-units-l2 1024 --epochs 150"
+        " --ema-decay 0.999 --aug-elastic-alpha 26.5 --precision bf16 --threads 1"
+        " --storage sqlite:///studies/accuracy_eight.db --study-name accuracy-eight"
+    )
+    want = sorted(
+        f"{base} --seed {s} --lr {lr} --out runs/accuracy_eight/pilots/{arm}_s{s}"
+        for arm, lr in (("lr_double", "0.0137"), ("lr_half", "0.00343"))
+        for s in (0, 1)
+    )
+    assert lines == want
