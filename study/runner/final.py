@@ -261,6 +261,7 @@ def final_retrain(
     assert shipped is not None  # seeds is not empty
     model, cfg0, result0, ref = shipped  # ref: the shipped seed's PyTorch logits, the ONNX file's reference
     accs = [r["test_accuracy"] for r in runs]
+    parallel = min(jobs, len(seeds))  # seeds trained at once (_train_all's worker count)
     meta = {
         "config": cfg0.to_dict(),
         "study_name": study_name,
@@ -273,8 +274,8 @@ def final_retrain(
         "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
         "device": result0.device,
         "precision": result0.precision,
-        "hardware": hardware(threads=WORKER_THREADS if min(jobs, len(seeds)) > 1 else None),
-        "parallel_jobs": min(jobs, len(seeds)),  # seeds trained at once: their seconds share the CPU
+        "hardware": hardware(threads=WORKER_THREADS if parallel > 1 else None),
+        "parallel_jobs": parallel,  # seeds trained at once: their seconds share the CPU
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if command:
