@@ -244,11 +244,13 @@ def _is_header(fields: list[str], path: Path) -> bool:
         numbers = [float(f) for f in rest]
         if numbers in ([float(i) for i in range(N_PIXELS)], [float(i + 1) for i in range(N_PIXELS)]):
             return True
-    odd = [i for i, ok in enumerate(numeric) if ok != (sum(numeric) * 2 > len(numeric))]
+    mostly_numbers = sum(numeric) * 2 > len(numeric)
+    odd = [i for i, ok in enumerate(numeric) if ok != mostly_numbers]
     c = odd[0] if odd else 0
+    what = f"non-numeric value {shown(fields[c])}" if mostly_numbers else f"number {shown(fields[c])} among names"
     raise DataError(
-        f"{path}: non-numeric value {shown(fields[c])} at row 1, column {c + 1}; a first row is either "
-        f"a header of names or label + {N_PIXELS} numbers"
+        f"{path}: {what} at row 1, column {c + 1}; a first row is either a header of names or label + "
+        f"{N_PIXELS} numbers"
     )
 
 

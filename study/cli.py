@@ -8,6 +8,7 @@ optuna and pandas inside their `run` only, so that `--help` and the command list
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import sys
@@ -113,6 +114,22 @@ def environment_error(e: BaseException) -> str | None:
     return None
 
 
+# A file or folder the user named that cannot be read or written: the path and the system's words are
+# the whole story (a --out on a read-only or virtual file system, a folder where a file belongs).
+_PATH_ERRNOS = {
+    errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS, errno.EEXIST,
+    errno.ENAMETOOLONG, errno.ELOOP,
+}  # fmt: skip
+
+
+def path_error(e: BaseException) -> str | None:
+    """`PATH: reason` when `e` is the operating system refusing a named path, else None."""
+    if not isinstance(e, OSError) or e.errno not in _PATH_ERRNOS or e.filename is None:
+        return None
+    where = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else f"{e.filename}"
+    return f"{where}: {e.strerror or e}"
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
@@ -156,7 +173,7 @@ def _main(argv: list[str] | None) -> int:
     except Exception as e:
         if verbose:
             traceback.print_exc()
-        reason = environment_error(e)
+        reason = environment_error(e) or path_error(e)
         if reason is not None:
             print(f"mnist-study {args.command}: error: {reason}", file=sys.stderr)
             return 2

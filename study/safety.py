@@ -8,6 +8,7 @@ with trials trained alike, on the same data (recorded by content hash, not by fi
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,35 @@ def check_output_dir(
                 f"output folder {folder} holds {p.name}, which this command would overwrite with a figure or "
                 "page; use another folder (nothing was written)"
             )
+
+
+def check_writable_dir(folder: str | Path, *, what: str) -> None:
+    """One-line UserError unless files can be created in `folder` (made if missing, as the command will).
+
+    Called before training: an --out or --checkpoint-dir that cannot be written (a file, a read-only or
+    virtual file system) must fail now, not after the hours its files were waiting for. Leaves no trace:
+    the folders it had to make for the test are removed again.
+    """
+    folder = Path(folder)
+    missing = [p for p in (folder, *folder.parents) if not p.exists() and not p.is_symlink()]
+    try:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise UserError(f"{what} {folder} is a file, not a folder (nothing was written)") from None
+        except OSError as e:
+            raise UserError(f"cannot create {what} {folder}: {e.strerror or e}") from None
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".mnist-study-write-check-"):
+                pass
+        except OSError as e:
+            raise UserError(f"cannot write in {what} {folder}: {e.strerror or e}") from None
+    finally:
+        for p in missing:  # deepest first
+            try:
+                p.rmdir()
+            except OSError:
+                pass
 
 
 REPORT_FILES = ("index.html", "claims.csv", "claims.md")  # what `report` writes besides figures

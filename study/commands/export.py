@@ -33,13 +33,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def write_frame(df: pd.DataFrame, out: Path) -> None:
-    """Write to a temporary name and rename, so a failed export leaves no partial file."""
-    suffix = out.suffix.lower()
-    if suffix not in FORMATS:
+def check_out_file(out: Path) -> None:
+    """The --out mistakes that need no storage: a wrong suffix, a missing folder, a folder as the file."""
+    if out.suffix.lower() not in FORMATS:
         raise UserError(f"--out must end in {' or '.join(FORMATS)}, not {out.suffix or 'nothing'!r}")
     if not out.parent.resolve().is_dir():
         raise UserError(f"folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name ending in {' or '.join(FORMATS)}")
+
+
+def write_frame(df: pd.DataFrame, out: Path) -> None:
+    """Write to a temporary name and rename, so a failed export leaves no partial file."""
+    check_out_file(out)
+    suffix = out.suffix.lower()
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if suffix == ".csv":
@@ -47,6 +54,8 @@ def write_frame(df: pd.DataFrame, out: Path) -> None:
         else:
             df.to_parquet(tmp, index=False)
         tmp.replace(out)
+    except OSError as e:  # a read-only or virtual folder: the user's to fix, and nothing is left behind
+        raise UserError(f"cannot write {out}: {e.strerror or e} (nothing was written)") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -56,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from study.safety import check_outputs
     from study.storage import load_study, open_storage
 
-    if args.out.suffix.lower() not in FORMATS:  # before touching the storage
-        raise UserError(f"--out must end in {' or '.join(FORMATS)}, not {args.out.suffix or 'nothing'!r}")
+    check_out_file(args.out)  # before touching the storage
     check_outputs([args.out], storage=args.storage)  # never the database itself, however spelled
     study = load_study(open_storage(args.storage, create=False), args.study_name)
     df = trials_frame(study)

@@ -43,7 +43,7 @@ from study.errors import UserError
 from study.report_text import best_record
 from study.runner.optimize import check_config
 from study.runner.progress import Echo
-from study.safety import check_model_outputs
+from study.safety import check_model_outputs, check_writable_dir
 from study.storage import check_study_name, load_study, open_storage
 
 
@@ -221,8 +221,10 @@ def final_retrain(
     x_test, y_test, n_train = split.x_test, split.y_test, len(split.x_train)
     n_epochs = cfgs[0].train.epochs
     every = max(1, n_epochs // FINAL_PROGRESS_LINES) if log_every is None else log_every
+    check_writable_dir(stem.parent, what="output folder")  # an unwritable --out fails now, not after training
     checkpoints: list[Path | None] = [None] * len(seeds)
     if checkpoint_dir is not None:
+        check_writable_dir(checkpoint_dir, what="checkpoint folder")
         checkpoints = [checkpoint_path(checkpoint_dir, s) for s in seeds]
         for cfg, path in zip(cfgs, checkpoints, strict=True):
             if path is not None and path.exists():  # another config's or a damaged one: refused before training

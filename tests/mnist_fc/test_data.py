@@ -124,6 +124,10 @@ def _row(label="3", pixels=None):
         (_row(pixels=["-1"] + ["0"] * 783) + "\n", "outside 0-255"),
         (_row(label="10") + "\n", "label 10 outside 0-9"),
         (_row(pixels=["nan"] + ["0"] * 783) + "\n", "non-finite|missing"),
+        # a first row of names with one number: the number is named, not called non-numeric
+        (",".join(["7"] + [f"p{i}" for i in range(784)]) + "\n", r"number '?7'? among names at row 1, column 1"),
+        (",".join(["label"] + [f"p{i}" for i in range(783)] + ["9"]) + "\n", "number '?9'? among names.*column 785"),
+        (_row(pixels=["0"] * 500 + ["x"] + ["0"] * 283) + "\n", "non-numeric value '?x'? at row 1, column 502"),
     ],
 )
 def test_malformed_csv(tmp_path, text, match):

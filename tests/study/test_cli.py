@@ -285,3 +285,31 @@ def test_progress_bar_shows_epochs_within_a_long_trial() -> None:
     log._bar = Bar()
     log.epoch(4, 120, 300, 0.8123)
     assert log._bar.text == "trial 4: epoch 120/300, val 0.8123"
+
+
+def test_an_unusable_path_is_one_line_naming_it_not_a_bug(monkeypatch, capsys):
+    """The operating system refusing a path the user gave (a read-only or virtual folder, a folder where a
+    file belongs) is the user's to fix: the path and the reason, exit 2, whatever command met it."""
+    import errno
+
+    from study.commands import best
+
+    for exc in (
+        PermissionError(errno.EACCES, "Permission denied", "/srv/out/x.csv"),
+        IsADirectoryError(errno.EISDIR, "Is a directory", "/srv/.x.tmp", None, "/srv/x.csv"),
+        FileNotFoundError(errno.ENOENT, "No such file or directory", "/proc/x"),
+    ):
+
+        def broken(args, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(best, "run", broken)
+        assert main(["best"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "bug" not in err, err
+        assert exc.filename in err and exc.strerror in err, err
+        if exc.filename2:
+            assert exc.filename2 in err
+    monkeypatch.setattr(best, "run", lambda args: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    assert main(["best"]) == 1  # no path named: not ours to explain away
+    assert "bug" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import string
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -344,3 +345,80 @@ def test_two_slash_sqlite_url_is_explained(tmp_path: Path, capsys: pytest.Captur
     _one_line_exit_2(rc, err, "three")
     assert "two slashes" in err
     assert not list(tmp_path.iterdir())
+
+
+# --- outputs that cannot be written: refused in one line, before any training -------------------------
+
+
+@pytest.fixture
+def unwritable(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A folder path no file can be written under: a file, a path through a file, an immutable folder."""
+    kind = request.param
+    (tmp_path / "afile").write_text("not a folder\n")
+    if kind == "file":
+        yield tmp_path / "afile"
+    elif kind == "through_a_file":
+        yield tmp_path / "afile" / "sub"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        if subprocess.run(["chattr", "+i", str(ro)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not permitted here (needs root on a filesystem with attributes)")
+        try:
+            yield ro / "sub" if kind == "in_immutable" else ro
+        finally:
+            subprocess.run(["chattr", "-i", str(ro)], check=True)
+
+
+UNWRITABLE = ["file", "through_a_file", "immutable", "in_immutable"]
+
+
+@pytest.mark.parametrize("unwritable", UNWRITABLE, indirect=True)
+@pytest.mark.parametrize("flag", ["--out", "--checkpoint-dir"])
+def test_final_refuses_an_unwritable_folder_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture, unwritable: Path, flag: str
+) -> None:
+    """Found by trying: `final --out /proc/x` trained every seed, then died at the save as a 'bug'."""
+    db = tmp_path / "s.db"
+    shutil.copy(SHIPPED, db)
+    out = tmp_path / "models"
+    argv = ["final", "--storage", f"sqlite:///{db}", "--study-name", "reference", "--seeds", "0", "--device", "cpu"]
+    argv += ["--epochs", "1", "--train-size", "100", "--out", str(out), flag, str(unwritable)]
+    rc, err = _cli(argv, capsys)
+    _one_line_exit_2(rc, err, "folder")  # one line: no training progress was printed before it
+    assert str(unwritable) in err and "bug" not in err
+    assert not list(tmp_path.glob("**/*.onnx")) and not list(tmp_path.glob("**/*.ckpt"))
+    assert not out.exists()  # the check made no folder it did not keep
+
+
+def test_the_write_check_leaves_no_trace(tmp_path: Path) -> None:
+    from study.safety import check_writable_dir
+
+    check_writable_dir(tmp_path / "a" / "b" / "c", what="output folder")
+    (tmp_path / "kept").mkdir()
+    check_writable_dir(tmp_path / "kept", what="output folder")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
+
+
+@pytest.mark.parametrize("unwritable", ["through_a_file", "in_immutable"], indirect=True)
+def test_report_refuses_an_unwritable_folder(tmp_path: Path, capsys: pytest.CaptureFixture, unwritable: Path) -> None:
+    db = tmp_path / "s.db"
+    shutil.copy(SHIPPED, db)
+    rc, err = _cli(["report", "--storage", f"sqlite:///{db}", "--study-name", "reference", "--out", str(unwritable)],
+                   capsys)  # fmt: skip
+    _one_line_exit_2(rc, err, str(unwritable))
+
+
+@pytest.mark.parametrize("unwritable", ["immutable"], indirect=True)
+def test_export_to_a_folder_or_an_unwritable_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture, unwritable: Path
+) -> None:
+    db = tmp_path / "s.db"
+    shutil.copy(SHIPPED, db)
+    (tmp_path / "d.csv").mkdir()
+    for out, words in ((tmp_path / "d.csv", "is a folder"), (unwritable / "x.csv", "cannot write")):
+        rc, err = _cli(["export", "--storage", f"sqlite:///{db}", "--study-name", "reference", "--out", str(out)],
+                       capsys)  # fmt: skip
+        _one_line_exit_2(rc, err, words)
+        assert "bug" not in err
+    assert not list((tmp_path / "d.csv").iterdir()) and not list(unwritable.iterdir())  # no partial file
