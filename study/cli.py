@@ -151,7 +151,9 @@ def _main(argv: list[str] | None) -> int:
     interrupt.install()
     quiet_threads.install()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command that refused them ("mnist-study train: error: ..."), as other errors are
+        commands(parser).get(args.command or "", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:  # bare `mnist-study`: the command list, as git does
         parser.print_help()
         return 2

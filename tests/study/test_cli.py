@@ -313,3 +313,15 @@ def test_an_unusable_path_is_one_line_naming_it_not_a_bug(monkeypatch, capsys):
     monkeypatch.setattr(best, "run", lambda args: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
     assert main(["best"]) == 1  # no path named: not ours to explain away
     assert "bug" in capsys.readouterr().err
+
+
+def test_unknown_flags_are_named_by_the_command_that_refused_them(capsys):
+    cases = {
+        ("train", "--hidden", "0"): "mnist-study train: error: unrecognized arguments: --hidden 0",
+        ("--bogus",): "mnist-study: error: unrecognized arguments: --bogus",
+        ("best", "x", "y"): "mnist-study best: error: unrecognized arguments: x y",
+    }
+    for argv, expected in cases.items():
+        with pytest.raises(SystemExit) as e:
+            main(list(argv))
+        assert e.value.code == 2 and capsys.readouterr().err.strip() == expected
