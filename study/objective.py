@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import optuna
 import torch
+from optuna.storages._heartbeat import is_heartbeat_enabled
 
 from mnist_fc.config import RunConfig
 from mnist_fc.data import Split
@@ -40,6 +42,21 @@ def report_every(epochs: int, eval_every: int) -> int:
     """Epochs between `trial.report` calls: a multiple of eval_every, ~N_REPORTS per trial."""
     step = max(1, math.ceil(epochs / N_REPORTS / eval_every)) * eval_every
     return step
+
+
+def first_beat(trial: optuna.Trial) -> None:
+    """Record the trial's first heartbeat now, in this thread, before its worker attr and params.
+
+    Optuna's heartbeat thread (and the batched rounds' own) starts beside the objective; on a loaded CPU
+    the objective sampled params and trained before the thread's first beat, so a worker killed then
+    left a trial that never beat, which the stale check never fails (CI caught it). A failed beat is not
+    raised: the trial's next write reports the storage's problem.
+    """
+    study = getattr(trial, "study", None)  # a FixedTrial (tests, replays) has no study and no storage
+    storage = getattr(study, "_storage", None)
+    if storage is not None and is_heartbeat_enabled(storage):
+        with contextlib.suppress(Exception):
+            storage.record_heartbeat(trial._trial_id)
 
 
 def worker_id() -> str:
@@ -102,6 +119,7 @@ class Objective:
     progress: Callable[[int, int, int, float], None] | None = None
 
     def sample(self, trial: optuna.Trial) -> RunConfig:
+        first_beat(trial)
         trial.set_user_attr("worker", worker_id())  # which process ran it: crash reports, parallel studies
         return self.space(trial, self.base)
 

@@ -86,3 +86,25 @@ def test_a_live_batched_worker_beats_within_a_short_grace(tmp_path: Path) -> Non
     assert worker.wait() == 0, worker.output
     states = [t.state for t in trials(url, "live")]
     assert states == [TrialState.COMPLETE, TrialState.COMPLETE], (states, worker.output)
+
+
+def test_a_trial_beats_before_its_params_are_stored(tmp_path: Path) -> None:
+    """The first beat is the objective's own, before the worker attr and the params: no heartbeat thread
+    runs here at all, as on a loaded CPU where the thread's first beat came after sampling and training
+    had begun. A worker killed from then on leaves a trial the stale check can fail (the batched test
+    above failed in CI this way: both trials had params, neither had beaten)."""
+    from study.designs import design_base, design_space
+    from study.objective import Objective
+    from study.runner.designs import enqueue, open_design_study
+    from study.storage import curve_store, open_storage
+    from tests.study.test_designs import TINY as DESIGN
+
+    db = tmp_path / "d.db"
+    storage = open_storage(f"sqlite:///{db}", heartbeat=1, grace=2)
+    study = open_design_study(storage, DESIGN, "t_")
+    enqueue(study, DESIGN)
+    objective = Objective(space=design_space(DESIGN), base=design_base(DESIGN), split=None, curves=curve_store(storage))
+    trial = study.ask()
+    assert _beats(db, [trial.number]) == 0
+    objective.sample(trial)
+    assert study.trials[trial.number].params and _beats(db, [trial.number]) == 1
