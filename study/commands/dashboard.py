@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 from study.commands.args import add_study_args, port_int
 from study.defaults import DASHBOARD_HOST, DASHBOARD_PORT
@@ -26,6 +27,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_bindable(host: str, port: int) -> None:
+    """One-line UserError unless a server can listen on host:port now.
+
+    optuna-dashboard's server reports a taken port only after printing that it is listening; checked
+    first, the user sees the one reason and no "Listening on ..." lines that are not true.
+    """
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no obstacle
+            s.bind(addr)
+    except OSError as e:
+        raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from study.storage import open_storage, redact
 
@@ -34,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise UserError("optuna-dashboard is not installed (pip install optuna-dashboard)") from None
     storage = open_storage(args.storage, create=False)
+    check_bindable(args.host, args.port)
     print(f"optuna-dashboard on http://{args.host}:{args.port} for {redact(args.storage)} (Ctrl-C stops)", flush=True)
     try:
         run_server(storage, host=args.host, port=args.port)

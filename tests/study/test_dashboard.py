@@ -68,3 +68,21 @@ def test_dashboard_serves_the_study(cli, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_taken_port_or_unknown_host_is_one_line_and_nothing_else(cli, tmp_path):
+    """optuna-dashboard's server prints that it is listening before it finds the port taken: the command
+    checks first, so the user reads the one reason, not a banner that is not true."""
+    from shutil import copy
+
+    copy(REPO / "studies.db", tmp_path / "s.db")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("dashboard", "--storage", "sqlite:///s.db", "--port", str(port), timeout=60)
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    assert r.stderr.strip() == f"mnist-study dashboard: error: cannot serve on 127.0.0.1:{port}: Address already in use"
+    r = cli("dashboard", "--storage", "sqlite:///s.db", "--host", "no-such-host.invalid", timeout=60)
+    assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot serve on no-such-host.invalid" in r.stderr
