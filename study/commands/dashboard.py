@@ -33,8 +33,9 @@ def check_bindable(host: str, port: int) -> None:
     optuna-dashboard's server reports a taken port only after printing that it is listening; checked
     first, the user sees the one reason and no "Listening on ..." lines that are not true.
     """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # the server's choice (bottle's WSGIRefServer)
     try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, proto) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no obstacle
             s.bind(addr)
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("optuna-dashboard is not installed (pip install optuna-dashboard)") from None
     storage = open_storage(args.storage, create=False)
     check_bindable(args.host, args.port)
-    print(f"optuna-dashboard on http://{args.host}:{args.port} for {redact(args.storage)} (Ctrl-C stops)", flush=True)
+    where = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address is bracketed in a URL
+    print(f"optuna-dashboard on http://{where}:{args.port} for {redact(args.storage)} (Ctrl-C stops)", flush=True)
     try:
         run_server(storage, host=args.host, port=args.port)
     except OSError as e:
