@@ -428,7 +428,7 @@ def load_split(cfg: DataConfig, *, seed: int = 0) -> Split:
     if not 0 < n_val < len(x_tr):
         raise DataError(
             f"{where}{len(x_tr)} training rows; the last {n_val} are held out for validation, "
-            f"so at least {n_val + 1} rows are needed"
+            f"so at least {n_val + 1} rows are needed (a smaller --validation-size fits a smaller file)"
         )
     cut = len(x_tr) - n_val
     # include_validation: the final model trains on all official training images (train + val).

@@ -155,8 +155,8 @@ def _derived_settings(study: optuna.Study) -> dict[str, Any] | None:
     """Settings of a study made before they were recorded, read from its stored trials' configs.
 
     Only the keys the configs determine: epochs (exact for the article space; for spaces that
-    sample epochs, the largest stored, a lower bound checked as such), eval_every, the data
-    source, and for the embedded data the training size and subsample seed.
+    sample epochs, the largest stored, a lower bound checked as such), eval_every, the validation
+    size, the data source, and for the embedded data the training size and subsample seed.
     """
     configs = [t.user_attrs["config"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("config")]
     if not configs:
@@ -164,6 +164,7 @@ def _derived_settings(study: optuna.Study) -> dict[str, Any] | None:
     first = RunConfig.from_dict(configs[0])
     derived: dict[str, Any] = {
         "eval_every": first.train.eval_every,
+        "validation_size": first.data.validation_size,
         "data": "embedded" if first.data.source == "embedded" else "csv",
     }
     epochs = [int(c.get("train", {}).get("epochs", 0)) for c in configs]

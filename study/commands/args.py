@@ -119,6 +119,13 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="stratified seeded subsample of the 50,000 training images (default: all)",
     )
+    g.add_argument(
+        "--validation-size",
+        type=positive_int,
+        metavar="N",
+        help=f"hold out the last N training rows for validation (default {DataConfig.validation_size:,}, the "
+        "official split; smaller for a small CSV). Part of a study's settings: every run of it uses the same N",
+    )
 
 
 def add_train_args(p: argparse.ArgumentParser, *, epochs_help: str, seed_help: str) -> None:
@@ -221,8 +228,14 @@ def data_config(args: argparse.Namespace, base: DataConfig | None = None) -> Dat
         raise UserError("--train-csv and --test-csv go together")
     base = base or DataConfig()
     source = "csv" if args.train_csv else "embedded"
+    n_val = getattr(args, "validation_size", None) or base.validation_size
     return dataclasses.replace(
-        base, source=source, train_csv=args.train_csv, test_csv=args.test_csv, train_size=args.train_size
+        base,
+        source=source,
+        train_csv=args.train_csv,
+        test_csv=args.test_csv,
+        train_size=args.train_size,
+        validation_size=n_val,
     )
 
 

@@ -173,6 +173,7 @@ def study_settings(plan: StudyPlan, split: Split) -> dict[str, Any]:
         "epochs": b.train.epochs,
         "eval_every": b.train.eval_every,
         "train_size": len(split.x_train),
+        "validation_size": b.data.validation_size,
         "data": "embedded" if b.data.source == "embedded" else "csv",
     }
 

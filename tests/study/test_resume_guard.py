@@ -42,12 +42,19 @@ def test_issue_reference_study_refuses_epochs_2(reference: str, capsys: pytest.C
     assert n == 240
 
 
-SETTINGS = {"epochs": 400, "eval_every": 20, "train_size": 1000, "data": "embedded"}
+SETTINGS = {"epochs": 400, "eval_every": 20, "train_size": 1000, "validation_size": 10_000, "data": "embedded"}
 
 
 @pytest.mark.parametrize(
     ("change", "seed"),
-    [({"epochs": 401}, 0), ({"eval_every": 10}, 0), ({"train_size": 2000}, 0), ({"data": "csv"}, 0), ({}, 1)],
+    [
+        ({"epochs": 401}, 0),
+        ({"eval_every": 10}, 0),
+        ({"train_size": 2000}, 0),
+        ({"data": "csv"}, 0),
+        ({}, 1),
+        ({"validation_size": 5000}, 0),
+    ],
 )
 def test_derived_settings_refuse_any_difference(reference: str, change: dict, seed: int) -> None:
     from mnist_fc.config import DataConfig, RunConfig
@@ -103,3 +110,27 @@ def test_old_csv_study_without_hashes_refuses_another_file(tmp_path: Path, capsy
     b = _csv(tmp_path / "b.csv", bump=1)
     assert main([*base, "--train-csv", str(b)]) == 2
     assert "training CSV" in capsys.readouterr().err
+
+
+def test_a_small_csv_with_its_own_validation_size(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A CSV of fewer than 10,001 rows needs a smaller held-out part; the study keeps the size it ran with."""
+    rng = np.random.default_rng(0)
+    small = tmp_path / "small.csv"
+    write_csv(small, rng.integers(0, 256, (1200, N_PIXELS)), np.arange(1200) % 10)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    base = ["run", "--storage", url, "--study-name", "small", "--trials", "1", "--epochs", "2", "--eval-every", "1",
+            "--device", "cpu", "--no-progress", "--train-csv", str(small), "--test-csv", str(small)]  # fmt: skip
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "1200 training rows" in err and "--validation-size" in err and len(err.strip().splitlines()) == 1, err
+    assert main([*base, "--validation-size", "200"]) == 0
+    capsys.readouterr()
+    study = optuna.load_study(study_name="small", storage=open_storage(url, create=False))
+    (trial,) = study.trials
+    assert trial.user_attrs["config"]["data"]["validation_size"] == 200
+    assert study.user_attrs["settings"]["validation_size"] == 200 and study.user_attrs["settings"]["train_size"] == 1000
+    assert main([*base, "--validation-size", "300"]) == 2  # another split: refused, nothing added
+    err = capsys.readouterr().err
+    assert "validation_size 200 (this run: 300)" in err, err
+    assert main([*base, "--validation-size", "200"]) == 0  # the same split resumes
+    assert len(optuna.load_study(study_name="small", storage=open_storage(url, create=False)).trials) == 2
