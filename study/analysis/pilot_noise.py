@@ -59,7 +59,7 @@ def seed_pairs(runs: Mapping[str, Mapping[str, Any]]) -> list[SeedPair]:
     for name in sorted(runs):
         result = runs[name]["result"]
         config = result["config"]
-        seed = int(_flat(config).get(SEED_KEY, 0))
+        seed = int(config.get("train", {}).get("seed", 0))
         by_key.setdefault(config_key(config), {}).setdefault(seed, (name, float(result["val_accuracy"])))
     pairs = [
         SeedPair(name=seeds[0][0], seed0=seeds[0][1], seed1=seeds[1][1])

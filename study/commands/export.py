@@ -44,8 +44,8 @@ def check_out_file(out: Path) -> None:
 
 
 def write_frame(df: pd.DataFrame, out: Path) -> None:
-    """Write to a temporary name and rename, so a failed export leaves no partial file."""
-    check_out_file(out)
+    """Write to a temporary name and rename, so a failed export leaves no partial file (`out` has passed
+    check_out_file)."""
     suffix = out.suffix.lower()
     tmp = out.with_name(f".{out.name}.tmp")
     try:
