@@ -175,6 +175,9 @@ def _main(argv: list[str] | None) -> int:
     except Exception as e:
         if verbose:
             traceback.print_exc()
+        if interrupt.caused(e):  # raised by a library's cleanup over a Ctrl-C: the Ctrl-C is the story
+            print(f"mnist-study {args.command}: interrupted", file=sys.stderr)
+            return 130
         reason = environment_error(e) or path_error(e)
         if reason is not None:
             print(f"mnist-study {args.command}: error: {reason}", file=sys.stderr)

@@ -5,6 +5,10 @@ ignored ..." (a traceback) and dropped, and the study then runs on. The handler 
 every Ctrl-C; `check()` at trial boundaries raises the one that was swallowed, and the
 unraisable hook keeps its traceback off the screen.
 
+One that lands inside a library's cleanup can come out as another error that the library's own
+`finally` raised over it: Optuna's trial loop, cut inside its tell, reads a local the Ctrl-C left unset
+and raises UnboundLocalError. `caused()` recognises such an error by the KeyboardInterrupt in its chain.
+
 One that lands while SQLAlchemy's pool closes or resets a connection is logged by SQLAlchemy
 with its traceback ("Exception closing connection ...") and then re-raised: the re-raised one
 stops the command as usual, and a filter drops the logged copy (tests ran into it on a loaded CPU).
@@ -56,6 +60,18 @@ def install() -> None:
     sqlalchemy = logging.getLogger("sqlalchemy")
     if not any(isinstance(h, _LibraryErrors) for h in sqlalchemy.handlers):
         sqlalchemy.addHandler(_LibraryErrors())
+
+
+def caused(e: BaseException) -> bool:
+    """True when `e` is a KeyboardInterrupt or was raised while one was propagating (its context chain)."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def check() -> None:

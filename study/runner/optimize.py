@@ -243,13 +243,17 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
             )
         else:
             optimize_n(study, objective_here, n_trials=n_trials, timeout=plan.timeout, callbacks=[log])
-    except KeyboardInterrupt:
+    except BaseException as e:
+        if not interrupt.caused(e):  # a Ctrl-C, or an error a library raised over one (study/interrupt.py)
+            raise
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the re-queue short
         log.close()
         again = requeue_interrupted(study, worker=worker_id(), since=since, numbers=started)
         if again:
             echo(f"{log.prefix}interrupted: trial {', '.join(map(str, again))} re-queued with the same params")
-        raise
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        raise KeyboardInterrupt from e
     finally:
         log.close()
     return study

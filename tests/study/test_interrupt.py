@@ -63,3 +63,48 @@ def test_other_pool_errors_are_still_printed() -> None:
     r = _run("error")
     assert r.stdout.strip() == "disposed", r.stdout + r.stderr  # SQLAlchemy logs and swallows an Exception
     assert "Exception closing connection" in r.stderr and "disk on fire" in r.stderr, r.stderr
+
+
+# A real Ctrl-C delivered inside Optuna's tell: Optuna's own `finally` then reads a local the interrupt left
+# unset and raises UnboundLocalError over the KeyboardInterrupt (a fresh-clone test run hit this moment).
+TELL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import optuna.study._optimize as opt
+    from study.cli import main
+
+    real, calls = opt._tell_with_warning, []
+
+    def tell(**kw):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler raises KeyboardInterrupt here
+        return real(**kw)
+
+    opt._tell_with_warning = tell
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_a_ctrl_c_inside_optunas_tell_stops_with_130_and_requeues(tmp_path) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from tests.study.workers import TINY
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    r = subprocess.run(
+        [sys.executable, "-c", TELL_SCRIPT, "run", "--storage", url, "--study-name", "t", "--trials", "2", *TINY],
+        env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONWARNINGS="ignore"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        preexec_fn=as_from_a_terminal,
+    )
+    assert r.returncode == 130, r.stdout + r.stderr
+    assert "bug" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "interrupted: trial 0 re-queued with the same params" in r.stdout + r.stderr, r.stdout + r.stderr
+    states = [t.state for t in optuna.load_study(study_name="t", storage=url).trials]
+    assert states == [TrialState.FAIL, TrialState.WAITING], states  # nothing left RUNNING, nothing lost
