@@ -21,6 +21,7 @@ from torch import nn
 from mnist_fc.config import ACTIVATIONS, INIT_DISTRIBUTIONS, INIT_SCALINGS, ModelConfig, model_config_from_dict
 from mnist_fc.deskew import Deskew
 from mnist_fc.errors import ModelFileError
+from mnist_fc.files import replacing, with_suffix, write_text
 from mnist_fc.model import FCNet
 from mnist_fc.normalize import Normalizer
 
@@ -64,9 +65,10 @@ def save_pixelnet(model: PixelNet, stem: str | Path, *, meta: dict[str, Any]) ->
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = {"safetensors": stem.with_suffix(".safetensors"), "json": stem.with_suffix(".json")}
-    save_file(_tensors(model), str(paths["safetensors"]), metadata={"format": "mnist-study PixelNet"})
-    paths["json"].write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    paths = {"safetensors": with_suffix(stem, ".safetensors"), "json": with_suffix(stem, ".json")}
+    with replacing(paths["safetensors"]) as tmp:
+        save_file(_tensors(model), str(tmp), metadata={"format": "mnist-study PixelNet"})
+    write_text(paths["json"], json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return paths
 
 
@@ -74,16 +76,17 @@ def export_onnx(model: PixelNet, path: str | Path) -> Path:
     """ONNX graph of pixels (N, 784) float32 -> logits (N, 10), batch size dynamic."""
     path = Path(path)
     model = model.cpu().eval()
-    torch.onnx.export(
-        model,
-        (torch.zeros(2, 784),),
-        str(path),
-        input_names=["pixels"],
-        output_names=["logits"],
-        dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=ONNX_OPSET,
-        dynamo=False,  # the TorchScript exporter needs no onnxscript and handles these few ops
-    )
+    with replacing(path) as tmp:
+        torch.onnx.export(
+            model,
+            (torch.zeros(2, 784),),
+            str(tmp),
+            input_names=["pixels"],
+            output_names=["logits"],
+            dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=ONNX_OPSET,
+            dynamo=False,  # the TorchScript exporter needs no onnxscript and handles these few ops
+        )
     return path
 
 
@@ -95,7 +98,9 @@ def _resolve(path: str | Path) -> tuple[Path, Path]:
         if len(found) != 1:
             raise ModelFileError(f"{path}: expected exactly one .safetensors model in the folder, found {len(found)}")
         path = found[0]
-    weights, config = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    if path.suffix.lower() in (".safetensors", ".json"):
+        path = path.with_suffix("")  # else the whole name is the stem: `final.v1` is not `final`
+    weights, config = with_suffix(path, ".safetensors"), with_suffix(path, ".json")
     for p in (weights, config):
         if not p.exists():
             raise ModelFileError(f"{p}: model file not found")

@@ -17,6 +17,7 @@ import optuna
 
 from mnist_fc.config import DataConfig, RunConfig
 from mnist_fc.data import embedded_dir, file_sha256
+from mnist_fc.files import with_suffix
 from study.errors import UserError
 from study.storage import sqlite_path
 
@@ -131,7 +132,7 @@ def check_model_outputs(stem: str | Path, *, storage: str | None, data: DataConf
     """`final`'s three model files must be neither the storage nor its training or test CSV."""
     stem = Path(stem)
     check_outputs(
-        [stem.with_suffix(s) for s in MODEL_SUFFIXES], storage=storage, inputs=[data.train_csv, data.test_csv]
+        [with_suffix(stem, s) for s in MODEL_SUFFIXES], storage=storage, inputs=[data.train_csv, data.test_csv]
     )
 
 

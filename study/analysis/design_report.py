@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 from optuna.storages import RDBStorage
 
+from mnist_fc.files import staged
 from mnist_fc.trainer import Curves
 from study.analysis import design_claims as dc
 from study.analysis import stats as st
@@ -282,10 +283,11 @@ def write_design_report(report: DesignReport, out: Path, *, images: bool | None 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
-    written: list[Path] = []
-    if images or (images is None and images_possible()):
-        written += export_images(report.figures.figures, out)
-    (out / "claims.csv").write_text(dc.claims_csv(report.claims))
-    (out / "claims.md").write_text(dc.claims_markdown(report.claims))
-    (out / "index.html").write_text(render_design_html(report))
-    return [*written, out / "claims.csv", out / "claims.md", out / "index.html"]
+    with staged(out) as stage:  # all files or none; a link in `out` is replaced, never written through
+        if images or (images is None and images_possible()):
+            export_images(report.figures.figures, stage)
+        (stage / "claims.csv").write_text(dc.claims_csv(report.claims))
+        (stage / "claims.md").write_text(dc.claims_markdown(report.claims))
+        (stage / "index.html").write_text(render_design_html(report))
+        names = sorted(p.name for p in stage.iterdir())
+    return [out / n for n in names]

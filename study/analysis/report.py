@@ -21,6 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from mnist_fc import measures as m
+from mnist_fc.files import staged
 from mnist_fc.trainer import Curves
 from study.analysis import claims as cl
 from study.analysis import figures as fg
@@ -313,10 +314,11 @@ def write_report(report: Report, out: Path, *, images: bool | None = True) -> li
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
-    written = []
-    if images or (images is None and images_possible()):
-        written += export_images(report.figures, out)  # first: a failed export leaves no half report
-    report.claims.to_csv(out / "claims.csv", index=False)
-    (out / "claims.md").write_text(cl.claims_markdown(report.claims))
-    (out / "index.html").write_text(render_html(report))
-    return [*written, out / "claims.csv", out / "claims.md", out / "index.html"]
+    with staged(out) as stage:  # all files or none; a link in `out` is replaced, never written through
+        if images or (images is None and images_possible()):
+            export_images(report.figures, stage)
+        report.claims.to_csv(stage / "claims.csv", index=False)
+        (stage / "claims.md").write_text(cl.claims_markdown(report.claims))
+        (stage / "index.html").write_text(render_html(report))
+        names = sorted(p.name for p in stage.iterdir())
+    return [out / n for n in names]

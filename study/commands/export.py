@@ -44,20 +44,18 @@ def check_out_file(out: Path) -> None:
 
 
 def write_frame(df: pd.DataFrame, out: Path) -> None:
-    """Write to a temporary name and rename, so a failed export leaves no partial file (`out` has passed
-    check_out_file)."""
-    suffix = out.suffix.lower()
-    tmp = out.with_name(f".{out.name}.tmp")
+    """Write to a fresh temporary name and rename, so a failed export leaves no partial file, and a link
+    at `out` is replaced rather than written through (`out` has passed check_out_file)."""
+    from mnist_fc.files import replacing
+
     try:
-        if suffix == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
-        tmp.replace(out)
+        with replacing(out) as tmp:  # a fresh name: never an existing file (the storage) under a fixed one
+            if out.suffix.lower() == ".csv":
+                df.to_csv(tmp, index=False)
+            else:
+                df.to_parquet(tmp, index=False)
     except OSError as e:  # a read-only or virtual folder: the user's to fix, and nothing is left behind
         raise UserError(f"cannot write {out}: {e.strerror or e} (nothing was written)") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ import sys
 
 from study.commands.args import add_study_args, bounded_int, fraction_float, nonneg_int, positive_int
 from study.defaults import DEFAULT_JOBS, FINAL_OUT, FINAL_PROGRESS_LINES, FINAL_SEEDS, MAX_JOBS
-from study.errors import UserError
 
 EXAMPLE = """examples:
   mnist-study final --study-name accuracy --storage sqlite:///studies/accuracy.db \\
@@ -103,8 +102,6 @@ def run(args: argparse.Namespace) -> int:
     def echo(line: str) -> None:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    if args.name is not None and (not args.name.strip() or "/" in args.name or args.name in (".", "..")):
-        raise UserError(f"--name {args.name!r} must be a plain file stem, e.g. mymodel")
     result = final_retrain(
         study_name=args.study_name,
         storage=args.storage,

@@ -32,6 +32,7 @@ from mnist_fc import checkpoint as ckpt
 from mnist_fc.config import DataConfig, RunConfig
 from mnist_fc.data import Split, load_split
 from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
+from mnist_fc.files import with_suffix
 from mnist_fc.minibatch import fit
 from mnist_fc.model import FCNet
 from mnist_fc.normalize import Normalizer
@@ -154,11 +155,14 @@ def _train_all(
         return [f.result() for f in futures]
 
 
-def _readable(path: Path) -> None:
-    """safetensors writes 0600; the model is shared like its JSON and ONNX (0644 under the usual umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)
+def model_stem(name: str | None, study_name: str) -> str:
+    """The saved model's file stem: --name, else the study name, which must then be a plain file name
+    too (a study named `a/b` or `../x` would write outside --out)."""
+    stem = name if name is not None else study_name
+    if not stem.strip() or "/" in stem or "\0" in stem or stem in (".", ".."):
+        what = f"--name {stem!r}" if name is not None else f"study name {stem!r} (the default --name)"
+        raise UserError(f"{what} is not a plain file stem; pass --name, e.g. --name mymodel")
+    return stem
 
 
 def final_retrain(
@@ -197,6 +201,7 @@ def final_retrain(
     if checkpoint_every < 1:
         raise UserError("--checkpoint-every must be >= 1")
     check_study_name(study_name)
+    file_stem = model_stem(name, study_name)  # before the storage is opened
     study = load_study(open_storage(storage or _default_storage(), create=False), study_name)
     record = best_record(study, trial=trial)
     cfgs = [
@@ -213,7 +218,7 @@ def final_retrain(
     ]
     for cfg in cfgs:
         check_config(cfg)  # --device cuda without a GPU fails here, not after loading 60,000 images
-    stem = Path(out) / (name or study_name)
+    stem = Path(out) / file_stem
     check_model_outputs(
         stem, storage=storage, data=cfgs[0].data
     )  # never the storage or a CSV; before hours of training
@@ -284,7 +289,7 @@ def final_retrain(
         meta["command"] = command
     stem.parent.mkdir(parents=True, exist_ok=True)
     echo(f"exporting {stem}.onnx and checking it against PyTorch on {len(x_test)} test images ...")
-    onnx_path = export_onnx(model, stem.with_suffix(".onnx"))
+    onnx_path = export_onnx(model, with_suffix(stem, ".onnx"))
     got = onnx_logits(onnx_path, x_test)
     diff = float(np.abs(ref - got).max())
     if diff > ONNX_ATOL:
@@ -296,5 +301,4 @@ def final_retrain(
         "images": len(x_test),
     }
     paths = save_pixelnet(model, stem, meta=meta)
-    _readable(paths["safetensors"])
     return FinalResult(runs=runs, paths=[paths["safetensors"], paths["json"], onnx_path], meta=meta)

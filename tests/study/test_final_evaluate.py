@@ -89,6 +89,26 @@ def test_final_without_study_is_one_line_error(tmp_path, cli):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
+def test_dotted_names_keep_their_own_files_and_a_study_name_path_is_refused(final_dir, cli):
+    """`--name final.v1` and `--name final.v2` used to both write out/final.*; a study named `a/b` or
+    `../x` (legal in Optuna) wrote outside --out when it was the default name."""
+    d, _ = final_dir
+    quick = ("--storage", "sqlite:///s.db", "--study-name", "acc", "--seeds", "0", "--epochs", "1",
+             "--train-size", "300", "--out", "dots")  # fmt: skip
+    for name in ("final.v1", "final.v2"):
+        r = cli("final", *quick, "--name", name, cwd=d)
+        assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (d / "dots").iterdir())
+    assert names == [f"final.v{v}.{ext}" for v in (1, 2) for ext in ("json", "onnx", "safetensors")], names
+    r = cli("evaluate", "dots/final.v1.json", cwd=d)
+    assert r.returncode == 0 and "test accuracy" in r.stdout, r.stderr
+    for study_name in ("a/b", "../x"):
+        r = cli("final", "--storage", "sqlite:///s.db", "--study-name", study_name, "--out", "esc", cwd=d)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "not a plain file stem; pass --name" in r.stderr
+    assert not (d / "esc").exists() and not (d / "x.json").exists()
+
+
 def test_final_trial_picks_a_complete_trial_and_refuses_others(final_dir, cli):
     d, summary = final_dir
     import optuna

@@ -31,6 +31,11 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> str:
 def report_dir(tiny_study: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The report is written once per session: PNG/SVG export through kaleido costs seconds."""
     out = tmp_path_factory.mktemp("report")
+    # Links where the report writes: replaced, never written through (a figure name linked to the storage
+    # used to overwrite the database with a PNG).
+    (out / "wall_time.png").symlink_to(tiny_study.removeprefix("sqlite:///"))
+    (out.parent / "notes.md").write_text("mine\n")
+    (out / "claims.md").symlink_to(out.parent / "notes.md")
     argv = ["report", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out), "--images", "--trials", "0,5"]
     assert main(argv) == 0
     return out
@@ -331,3 +336,15 @@ def test_extra_sections_plug_into_the_report(tiny_study: str, monkeypatch: pytes
     page = rp.render_html(report)
     assert "<h2>Per-claim figures</h2>" in page and ">Claim 1a: saturation by width <" in page
     assert 'id="plot-claim_1a"' in page
+
+
+def test_links_in_the_report_folder_are_replaced_not_written_through(report_dir: Path, tiny_study: str) -> None:
+    import sqlite3
+
+    png = report_dir / "wall_time.png"
+    assert not png.is_symlink() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (report_dir / "claims.md").is_symlink()
+    assert (report_dir.parent / "notes.md").read_text() == "mine\n"
+    with sqlite3.connect(f"file:{tiny_study.removeprefix('sqlite:///')}?mode=ro", uri=True) as conn:
+        assert conn.execute("SELECT count(*) FROM trials").fetchone() == (8,)
+    assert not [p for p in report_dir.iterdir() if p.name.startswith(".")]  # no staging folder left

@@ -125,6 +125,18 @@ def test_export_never_writes_over_the_storage(kind: str, suffix: str, n: int) ->
     assert _digest(db) == before
 
 
+def test_export_never_uses_an_existing_file_as_its_temporary_one(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The temporary name was fixed (`.t.csv.tmp`): a storage of that name was overwritten, then renamed."""
+    db = tmp_path / ".t.csv.tmp"
+    shutil.copy(SHIPPED, db)
+    before = _digest(db)
+    rc, err = _cli(["export", "--storage", f"sqlite:///{db.name}", "--study-name", "reference", "--out", "t.csv"],
+                   capsys, cwd=tmp_path)  # fmt: skip
+    assert rc == 0, err
+    assert _digest(db) == before and (tmp_path / "t.csv").read_text().startswith("number,")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".t.csv")) == [db.name]
+
+
 @pytest.mark.parametrize("sidecar", ["-wal", "-shm", "-journal"])
 def test_sqlite_sidecar_files_are_protected(tmp_path: Path, sidecar: str) -> None:
     from study.errors import UserError
