@@ -33,19 +33,20 @@ INIT_ATTEMPTS = 5  # workers creating the same fresh database at once race on CR
 MAX_STUDY_NAME = 512  # Optuna's studies.study_name column is VARCHAR(512)
 
 
-def check_study_name(name: str) -> str:
-    """The name, if every storage can hold it and a terminal can show it; else a one-line UserError."""
+def check_study_name(name: str, *, flag: str = "--study-name") -> str:
+    """The name, if every storage can hold it and a terminal can show it; else a one-line UserError
+    naming `flag`, the option the user gave it with."""
     if not name.strip():
-        raise UserError("--study-name must not be empty")
+        raise UserError(f"{flag} must not be empty")
     if len(name) > MAX_STUDY_NAME:
-        raise UserError(f"--study-name is {len(name)} characters long; at most {MAX_STUDY_NAME} fit")
+        raise UserError(f"{flag} gives a study name {len(name)} characters long; at most {MAX_STUDY_NAME} fit")
     bad = next((c for c in name if not c.isprintable()), None)
     if bad is not None:
-        raise UserError(f"--study-name contains the control character {bad!r}")
+        raise UserError(f"{flag} contains the control character {bad!r}")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise UserError("--study-name is not valid Unicode text") from None
+        raise UserError(f"{flag} is not valid Unicode text") from None
     return name
 
 
@@ -77,13 +78,34 @@ def _check_url(url: str) -> sa.URL:
             )
         if not db or db == ":memory:" or db.startswith("file:"):
             raise UserError("an in-memory SQLite storage would lose the study; give a file, e.g. sqlite:///studies.db")
-        path = Path(db).expanduser()
+        if parsed.query:  # SQLAlchemy and our file checks would disagree on which file (or mode) is meant
+            raise UserError(
+                f"{redact(url)!r}: options after '?' ({', '.join(sorted(parsed.query))}) are not supported in a "
+                "SQLite storage URL; give the file alone, e.g. sqlite:///studies.db"
+            )
+        if "\0" in db:
+            raise UserError(f"{redact(url)!r}: the file name holds a NUL character")
+        path = Path(db)  # as SQLAlchemy opens it: relative to the current folder, no ~ expansion
+        try:
+            parent = path.resolve().parent
+        except (OSError, RuntimeError) as e:  # a symlink loop
+            raise UserError(f"storage path {shown(path)}: cannot follow it ({e})") from None
         if path.is_dir():
-            raise UserError(f"storage path {path} is a folder, not a SQLite file")
-        parent = path.resolve().parent
+            raise UserError(f"storage path {shown(path)} is a folder, not a SQLite file")
         if not parent.is_dir():
-            raise UserError(f"storage folder {parent} does not exist")
+            if db.startswith("~"):
+                raise UserError(
+                    f"storage folder {shown(parent)} does not exist: a SQLite URL does not expand ~ (SQLAlchemy "
+                    f"opens {db!r} relative to this folder); write the full path, e.g. sqlite:///{Path(db).expanduser()}"
+                )
+            raise UserError(f"storage folder {shown(parent)} does not exist")
     return parsed
+
+
+def shown(path: str | Path) -> str:
+    """A path as an error message should show it: quoted when blanks at its ends would hide in the text."""
+    text = str(path)
+    return repr(text) if text != text.strip() or not text else text
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -94,7 +116,7 @@ def sqlite_path(url: str) -> Path | None:
         return None
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
-    return Path(parsed.database).expanduser()
+    return Path(parsed.database)  # as SQLAlchemy opens it: no ~ expansion
 
 
 # Optuna's own tables (optuna.storages._rdb.models) and ours: a file holding only these is a study storage.
@@ -276,9 +298,9 @@ def open_storage(
     kwargs: dict = {"pool_pre_ping": True}
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite:
-        db = str(Path(parsed.database).expanduser())
+        db = str(parsed.database)  # as SQLAlchemy opens it: no ~ expansion
         if not create and not Path(db).exists():
-            raise UserError(f"no study database at {db}")
+            raise UserError(f"no study database at {shown(db)}")
         check_sqlite_file(Path(db), write=create)
         for attempt in range(20):  # switching a fresh file to WAL can fail "locked" at once, busy timeout or not
             try:

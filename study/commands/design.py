@@ -9,9 +9,13 @@ rerun resumes and never duplicates), then trained by the same objective as `run`
 from __future__ import annotations
 
 import argparse
+import os
 
 from mnist_fc.config import DEVICES, PRECISIONS
 from study.commands.args import positive_int
+from study.defaults import STORAGE_ENV
+
+DESIGN_STORAGE = "sqlite:///claims.db"  # the designs' own file unless $OPTUNA_STORAGE names a shared one
 
 EXAMPLE = """examples:
   mnist-study design --list
@@ -30,7 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="designs to run, or 'all' (default: all)")
-    p.add_argument("--storage", default="sqlite:///claims.db", help="any Optuna storage URL (default claims.db)")
+    p.add_argument(
+        "--storage",
+        default=os.environ.get(STORAGE_ENV) or DESIGN_STORAGE,
+        metavar="URL",
+        help=f"any Optuna storage URL (default: ${STORAGE_ENV} if set, else {DESIGN_STORAGE})",
+    )
     p.add_argument("--study-prefix", default="claims_", help="study name = PREFIX + design name (default claims_)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available (default)")
     p.add_argument(

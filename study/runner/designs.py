@@ -54,7 +54,7 @@ def _cell_key(params: dict) -> tuple:
 
 def open_design_study(storage: optuna.storages.BaseStorage, design: Design, prefix: str) -> optuna.Study:
     """Create (or load) the design's study and check it was made from this same declaration."""
-    name = check_study_name(f"{prefix}{design.name}")
+    name = check_study_name(f"{prefix}{design.name}", flag="--study-prefix")
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     spec = spec_json(design)
     stored = study.user_attrs.get("design_spec")
@@ -160,6 +160,8 @@ def run_designs(
 ) -> float:
     """Create, check and enqueue every design's study, then train all cells; return the wall seconds."""
     base = RunConfig(train=TrainConfig(device=device, precision=precision))
+    for d in designs:  # a bad prefix is refused before the storage file is made
+        check_study_name(f"{prefix}{d.name}", flag="--study-prefix")
     opened = open_storage(storage)
     for d in designs:  # create, check and enqueue every study before any training
         study = open_design_study(opened, d, prefix)

@@ -165,9 +165,14 @@ def test_optuna_storage_env_is_the_default_storage(cli, tmp_path, monkeypatch):
     for cmd in ("run", "best", "final", "report", "export", "dashboard"):
         out = " ".join(cli(cmd, "--help").stdout.split())
         assert "$OPTUNA_STORAGE sqlite:///from_env.db" in out, cmd
+    monkeypatch.setenv("OPTUNA_STORAGE", "sqlite:///from_env.db?x=1")  # refused, and named: design reads it too
+    r = cli("design", "all", "--device", "cpu", cwd=tmp_path)
+    assert r.returncode == 2 and "from_env.db" in r.stderr and not list(tmp_path.iterdir()), r.stderr
     monkeypatch.delenv("OPTUNA_STORAGE")
     r = cli("best")
     assert "studies.db" in r.stderr
+    design_help = " ".join(cli("design", "--help").stdout.split())
+    assert "(default: $OPTUNA_STORAGE if set, else sqlite:///claims.db)" in design_help
 
 
 def test_study_flags_and_port_show_their_defaults(cli):
@@ -325,3 +330,10 @@ def test_unknown_flags_are_named_by_the_command_that_refused_them(capsys):
         with pytest.raises(SystemExit) as e:
             main(list(argv))
         assert e.value.code == 2 and capsys.readouterr().err.strip() == expected
+
+
+def test_a_bad_study_prefix_is_named_as_such(cli, tmp_path):
+    r = cli("design", "init_mean", "--study-prefix", "\t", "--storage", "sqlite:///d.db", "--device", "cpu")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "--study-prefix" in r.stderr and "--study-name" not in r.stderr
+    assert not (tmp_path / "d.db").exists()

@@ -359,6 +359,40 @@ def test_two_slash_sqlite_url_is_explained(tmp_path: Path, capsys: pytest.Captur
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("sqlite:///loop", "cannot follow"),  # a symlink loop
+        ("sqlite:///%00", "NUL"),
+        ("sqlite:///s.db?mode=ro&uri=true", "after '?'"),  # SQLAlchemy opened a file named 's.db?mode=ro'
+        ("sqlite:///s.db?timeout=30", "after '?'"),
+        ("sqlite:///~/s.db", "does not expand ~"),  # the checks looked at $HOME/s.db, SQLAlchemy at ./~/s.db
+    ],
+)
+@pytest.mark.parametrize("command", ["best", "run", "design"])
+def test_sqlite_urls_the_checks_and_sqlalchemy_would_read_differently(
+    tmp_path: Path, capsys: pytest.CaptureFixture, url: str, words: str, command: str
+) -> None:
+    (tmp_path / "loop").symlink_to("loop")
+    shutil.copy(SHIPPED, tmp_path / "s.db")
+    before = _digest(tmp_path / "s.db")
+    argv = {"best": ["best"], "run": ["run", *QUICK_RUN], "design": ["design", "init_mean", "--device", "cpu"]}
+    rc, err = _cli([*argv[command], "--storage", url], capsys, cwd=tmp_path)
+    _one_line_exit_2(rc, err, words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop", "s.db"] and _digest(tmp_path / "s.db") == before
+
+
+def test_a_folder_named_tilde_is_what_the_url_means(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`sqlite:///~/f.db` with a folder `./~`: checked and opened there (a foreign file stays foreign)."""
+    (tmp_path / "~").mkdir()
+    with sqlite3.connect(tmp_path / "~" / "f.db") as conn:
+        conn.execute("CREATE TABLE users (id INTEGER)")
+    before = _digest(tmp_path / "~" / "f.db")
+    rc, err = _cli(["run", *QUICK_RUN, "--storage", "sqlite:///~/f.db"], capsys, cwd=tmp_path)
+    _one_line_exit_2(rc, err, "not an Optuna", "foreign", "not a study")
+    assert _digest(tmp_path / "~" / "f.db") == before
+
+
 # --- outputs that cannot be written: refused in one line, before any training -------------------------
 
 
