@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -215,26 +216,42 @@ def _first_row(path: Path, kind: str = "plain") -> list[str] | None:
                 except UnicodeDecodeError:
                     raise DataError(f"{path}: not a UTF-8 text CSV file") from None
                 if text:
-                    return [field.strip() for field in text.split(",")]
+                    return [_unquote(field) for field in text.split(",")]
     except (OSError, EOFError, zlib.error) as e:
         if kind == "gzip":
             raise DataError(f"{path}: corrupt gzip-compressed CSV ({shown(str(e))})") from None
         raise
 
 
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _unquote(field: str) -> str:
+    """A CSV field as pandas reads it: blanks and one pair of double quotes around it removed."""
+    field = field.strip()
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        field = field[1:-1].replace('""', '"').strip()
+    return field
+
+
+def _label_column(names: list[str], path: Path) -> int:
+    """Which column of a header row holds the label: the one named `label` (any case), else the first,
+    unless the first is named like a pixel, which would silently make a pixel the label."""
+    lowered = [n.lower() for n in names]
+    if lowered.count("label") > 1:
+        raise DataError(f"{path}: the header names {lowered.count('label')} columns 'label'; keep one")
+    if "label" in lowered:
+        return lowered.index("label")
+    if _is_number(names[0]) or re.fullmatch(r"(pixel|px)?_?[0-9]+(x[0-9]+)?", lowered[0]):
+        raise DataError(
+            f"{path}: the header has no 'label' column and its first column {shown(names[0])} names a pixel; "
+            "name the label's column 'label' (or put the label first)"
+        )
+    return 0
 
 
 def _is_header(fields: list[str], path: Path) -> bool:
     """A header is a row of names (or the column numbers 0..783 / 1..784 after a name); a data row
     is all numbers. Anything else is neither: taking it for a header would silently drop an image,
     so it is an error naming the first odd field."""
-    numeric = [_is_float(f) for f in fields]
+    numeric = [_is_number(f) for f in fields]
     if all(numeric):
         return False
     if not any(numeric):
@@ -269,9 +286,15 @@ def _locate_text(path: Path, kind: str, header: bool) -> str:
                 continue
             row += 1
             for c, field in enumerate(text.split(",")):
-                if field.strip() and not _is_float(field.strip()):
-                    return f"at data row {row}, column {c + 1}: {shown(field.strip())}"
+                value = _unquote(field)
+                if value and not _is_number(value):
+                    return f"at data row {row}, column {c + 1}: {shown(value)}"
     return "(not located)"
+
+
+def _is_number(text: str) -> bool:
+    """A number as pandas' C parser reads one (Python's float() also takes `1_0` and ` nan `)."""
+    return bool(re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)", text, re.IGNORECASE))
 
 
 def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -287,6 +310,7 @@ def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if len(first) != N_PIXELS + 1:
             raise DataError(f"{path}: {len(first)} columns, expected {N_PIXELS + 1} (label + {N_PIXELS} pixels)")
         header = _is_header(first, path)
+        label_col = _label_column(first, path) if header else 0
         df = pd.read_csv(
             path,
             header=0 if header else None,
@@ -320,31 +344,36 @@ def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: {values.shape[1] if values.ndim == 2 else 0} columns, expected {N_PIXELS + 1} "
             f"(label + {N_PIXELS} pixels)"
         )
+    # The file's column of each value (1-based) for messages, once the label's column is moved first.
+    order = [label_col, *(c for c in range(N_PIXELS + 1) if c != label_col)]
+    values = values[:, order]
+    column = [c + 1 for c in order]
     if values.shape[0] == 0:
         raise DataError(f"{path}: CSV file has no data rows")
     bad = ~np.isfinite(values)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise DataError(f"{path}: missing or non-finite value at data row {r + 1}, column {c + 1}")
+        raise DataError(f"{path}: missing or non-finite value at data row {r + 1}, column {column[c]}")
     frac = values != np.round(values)
     if frac.any():
         r, c = np.argwhere(frac)[0]
-        raise DataError(f"{path}: non-integer value {_number(values[r, c])} at data row {r + 1}, column {c + 1}")
+        raise DataError(f"{path}: non-integer value {_number(values[r, c])} at data row {r + 1}, column {column[c]}")
     labels, pixels = values[:, 0], values[:, 1:]
     if labels.min() < 0 or labels.max() > N_CLASSES - 1:
         r = int(np.argmax((labels < 0) | (labels > 9)))
-        raise DataError(f"{path}: label {_number(labels[r])} outside 0-9 at data row {r + 1}, column 1")
+        raise DataError(f"{path}: label {_number(labels[r])} outside 0-9 at data row {r + 1}, column {column[0]}")
     if pixels.min() < 0 or pixels.max() > 255:
         r, c = np.argwhere((pixels < 0) | (pixels > 255))[0]
         raise DataError(
-            f"{path}: pixel value {_number(pixels[r, c])} outside 0-255 at data row {r + 1}, column {c + 2}"
+            f"{path}: pixel value {_number(pixels[r, c])} outside 0-255 at data row {r + 1}, column {column[c + 1]}"
         )
     return pixels.astype(np.uint8), labels.astype(np.int64)
 
 
 _DIGESTS: dict[tuple, str] = {}
-# Bumped whenever parsing changes what a file means: v2 reads a UTF-8 BOM file's first row (v1 dropped it).
-CACHE_VERSION = "v2"
+# Bumped whenever parsing changes what a file means: v2 reads a UTF-8 BOM file's first row (v1 dropped it);
+# v3 reads a quoted first data row (v2 took it for a header) and a header's `label` column wherever it is.
+CACHE_VERSION = "v3"
 
 
 def file_sha256(path: str | Path) -> str:
@@ -416,11 +445,25 @@ def stratified_subsample(y: np.ndarray, size: int, *, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
+def _check_distinct(train: Path, test: Path) -> None:
+    """A test CSV that is the training CSV (the same file, or a copy) would report training accuracy
+    as test accuracy."""
+    same = os.path.samefile(train, test) or (
+        train.stat().st_size == test.stat().st_size and file_sha256(train) == file_sha256(test)
+    )
+    if same:
+        raise DataError(
+            f"{test}: the test CSV holds the same data as the training CSV {train}; its accuracy would be "
+            "training accuracy: give the held-out test set (e.g. mnist_test.csv)"
+        )
+
+
 def load_split(cfg: DataConfig, *, seed: int = 0) -> Split:
     """The train/validation/test split described in this module's docstring."""
     if cfg.source == "csv":
         x_tr, y_tr = load_csv(cfg.train_csv)  # type: ignore[arg-type]  # validate() requires both paths with source="csv"
         x_te, y_te = load_csv(cfg.test_csv)  # type: ignore[arg-type]  # (same)
+        _check_distinct(Path(cfg.train_csv), Path(cfg.test_csv))  # type: ignore[arg-type]  # (same)
     else:
         x_tr, y_tr, x_te, y_te = load_embedded()
     n_val = cfg.validation_size

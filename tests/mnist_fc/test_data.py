@@ -137,6 +137,84 @@ def test_malformed_csv(tmp_path, text, match):
         load_csv(path, use_cache=False)
 
 
+def _quoted(path: Path, *, rows: str) -> None:
+    """Rewrite a CSV with double quotes around every value (rows="all") or only the first row's."""
+    lines = path.read_text().splitlines()
+    quote = lambda line: ",".join(f'"{v}"' for v in line.split(","))  # noqa: E731
+    path.write_text("\n".join(quote(li) if rows == "all" or i == 0 else li for i, li in enumerate(lines)) + "\n")
+
+
+@pytest.mark.parametrize("rows", ["all", "first"])
+@pytest.mark.parametrize("header", [False, True])
+def test_quoted_values_are_read_and_keep_the_first_image(tmp_path, rows, header):
+    """A quoted first data row looked like a header and was dropped: one image lost, silently."""
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 256, size=(20, 784)).astype(np.uint8), rng.integers(0, 10, size=20)
+    path = tmp_path / "quoted.csv"
+    write_csv(path, x, y, header=header)
+    _quoted(path, rows=rows)
+    x2, y2 = load_csv(path, use_cache=False)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+
+
+@pytest.mark.parametrize("at", [0, 1, 400, 784])
+def test_a_header_label_column_is_used_wherever_it_is(tmp_path, at):
+    """`pixel0..pixel783,label` made pixel0 the label and the label a pixel, silently."""
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+    x, y = rng.integers(0, 256, size=(30, 784)), rng.integers(0, 10, size=30)
+    cols = [f"pixel{i}" for i in range(784)]
+    values = np.insert(x, at, y, axis=1)
+    pd.DataFrame(values, columns=[*cols[:at], "Label", *cols[at:]]).to_csv(tmp_path / "h.csv", index=False)
+    x2, y2 = load_csv(tmp_path / "h.csv", use_cache=False)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    values[3, 0 if at else 1] = 300  # errors name the file's own column
+    pd.DataFrame(values, columns=[*cols[:at], "label", *cols[at:]]).to_csv(tmp_path / "h.csv", index=False)
+    with pytest.raises(DataError, match=f"outside 0-255 at data row 4, column {1 if at else 2}$"):
+        load_csv(tmp_path / "h.csv", use_cache=False)
+
+
+@pytest.mark.parametrize(
+    ("names", "match"),
+    [
+        ([f"pixel{i}" for i in range(785)], "no 'label' column"),
+        ([f"{r}x{c}" for r in range(1, 29) for c in range(1, 29)] + ["digit"], "no 'label' column"),
+        (["label", *[f"p{i}" for i in range(783)], "LABEL"], "2 columns 'label'"),
+    ],
+)
+def test_a_header_that_does_not_say_where_the_label_is(tmp_path, names, match):
+    path = tmp_path / "h.csv"
+    path.write_text(",".join(names) + "\n" + _row() + "\n")
+    with pytest.raises(DataError, match=match):
+        load_csv(path, use_cache=False)
+
+
+@pytest.mark.parametrize("value", ["1_0", "٣", " 0x10"])
+def test_values_python_reads_but_a_csv_parser_does_not_are_located(tmp_path, value):
+    path = tmp_path / "odd.csv"
+    path.write_text(_row() + "\n" + _row(pixels=["0"] * 9 + [value] + ["0"] * 774) + "\n")
+    with pytest.raises(DataError, match="at data row 2, column 11"):
+        load_csv(path, use_cache=False)
+
+
+def test_the_training_csv_as_test_csv_is_refused(tmp_path):
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 256, size=(120, 784)), rng.integers(0, 10, size=120)
+    write_csv(tmp_path / "train.csv", x, y)
+    shutil.copy(tmp_path / "train.csv", tmp_path / "copy.csv")
+    (tmp_path / "link.csv").symlink_to("train.csv")
+    for test in ("train.csv", "copy.csv", "link.csv"):
+        cfg = DataConfig(source="csv", train_csv=str(tmp_path / "train.csv"), test_csv=str(tmp_path / test),
+                         validation_size=20)  # fmt: skip
+        with pytest.raises(DataError, match="same data as the training CSV"):
+            load_split(cfg)
+    write_csv(tmp_path / "test.csv", x[:10], y[:10])
+    cfg = DataConfig(source="csv", train_csv=str(tmp_path / "train.csv"), test_csv=str(tmp_path / "test.csv"),
+                     validation_size=20)  # fmt: skip
+    assert len(load_split(cfg).x_test) == 10
+
+
 def test_split_validation_is_last_10000_and_test_untouched():
     s = load_split(DataConfig(), seed=0)
     x_tr, y_tr, x_te, _ = load_embedded()

@@ -324,10 +324,11 @@ def test_train_size_larger_than_the_csv_is_an_error(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     n = 10_000 + 1_000  # 1,000 training rows after the 10,000 validation rows
     x, y = rng.integers(0, 256, (n, N_PIXELS)), np.arange(n) % 10
-    path = tmp_path / "small.csv"
+    path, test = tmp_path / "small.csv", tmp_path / "test.csv"
     write_csv(path, x, y)
-    cfg = DataConfig(source="csv", train_csv=str(path), test_csv=str(path), train_size=5000)
+    write_csv(test, x[:100], y[:100])
+    cfg = DataConfig(source="csv", train_csv=str(path), test_csv=str(test), train_size=5000)
     with pytest.raises(DataError, match="5000 is more than the 1000"):
         load_split(cfg)
-    split = load_split(DataConfig(source="csv", train_csv=str(path), test_csv=str(path), train_size=1000))
+    split = load_split(DataConfig(source="csv", train_csv=str(path), test_csv=str(test), train_size=1000))
     assert len(split.x_train) == 1000

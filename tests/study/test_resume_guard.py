@@ -80,7 +80,7 @@ def _csv(path: Path, *, bump: int = 0) -> Path:
 
 def test_csv_study_refuses_other_training_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    a, test = _csv(tmp_path / "a.csv"), _csv(tmp_path / "test.csv")
+    a, test = _csv(tmp_path / "a.csv"), _csv(tmp_path / "test.csv", bump=2)
     base = ["run", "--storage", url, "--study-name", "c", *FAST, "--no-progress", "--test-csv", str(test)]
     assert main([*base, "--train-csv", str(a)]) == 0
     capsys.readouterr()
@@ -100,7 +100,7 @@ def test_csv_study_refuses_other_training_data(tmp_path: Path, capsys: pytest.Ca
 def test_old_csv_study_without_hashes_refuses_another_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A CSV study recorded by the version before hashes: its trials' configs still name the file."""
     url = f"sqlite:///{tmp_path / 's.db'}"
-    a, test = _csv(tmp_path / "a.csv"), _csv(tmp_path / "test.csv")
+    a, test = _csv(tmp_path / "a.csv"), _csv(tmp_path / "test.csv", bump=2)
     base = ["run", "--storage", url, "--study-name", "c", *FAST, "--no-progress", "--test-csv", str(test)]
     assert main([*base, "--train-csv", str(a)]) == 0
     study = optuna.load_study(study_name="c", storage=open_storage(url))
@@ -115,11 +115,12 @@ def test_old_csv_study_without_hashes_refuses_another_file(tmp_path: Path, capsy
 def test_a_small_csv_with_its_own_validation_size(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A CSV of fewer than 10,001 rows needs a smaller held-out part; the study keeps the size it ran with."""
     rng = np.random.default_rng(0)
-    small = tmp_path / "small.csv"
+    small, test = tmp_path / "small.csv", tmp_path / "test.csv"
     write_csv(small, rng.integers(0, 256, (1200, N_PIXELS)), np.arange(1200) % 10)
+    write_csv(test, rng.integers(0, 256, (100, N_PIXELS)), np.arange(100) % 10)
     url = f"sqlite:///{tmp_path / 's.db'}"
     base = ["run", "--storage", url, "--study-name", "small", "--trials", "1", "--epochs", "2", "--eval-every", "1",
-            "--device", "cpu", "--no-progress", "--train-csv", str(small), "--test-csv", str(small)]  # fmt: skip
+            "--device", "cpu", "--no-progress", "--train-csv", str(small), "--test-csv", str(test)]  # fmt: skip
     assert main(base) == 2
     err = capsys.readouterr().err
     assert "1200 training rows" in err and "--validation-size" in err and len(err.strip().splitlines()) == 1, err
