@@ -380,6 +380,19 @@ def load_study(storage: RDBStorage, study_name: str) -> optuna.Study:
             study.user_attrs  # noqa: B018 - read to check
     except Exception as e:  # any decoding error of a damaged row: SQLAlchemy, JSON, Optuna's own checks
         raise _unreadable(storage, study_name, e) from None
+    return check_direction(study)
+
+
+def check_direction(study: optuna.Study) -> optuna.Study:
+    """The study, if it has this tool's one objective, maximised: a study made elsewhere under the same
+    name must not have its worst trial called the best, or crash a command half-way."""
+    directions = study.directions
+    if len(directions) != 1 or directions[0] != optuna.study.StudyDirection.MAXIMIZE:
+        what = f"{len(directions)} objectives" if len(directions) != 1 else "an objective to minimise"
+        raise UserError(
+            f"study {study.study_name!r} has {what}: not a study of mnist-study, whose one objective is "
+            "validation accuracy, maximised; choose another study name"
+        )
     return study
 
 

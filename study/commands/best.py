@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from typing import Any
 
 from study.commands.args import add_study_args
 
@@ -31,8 +33,20 @@ def run(args: argparse.Namespace) -> int:
     check_study_name(args.study_name)
     study = load_study(open_storage(args.storage, create=False), args.study_name)
     if args.json:
-        print(json.dumps(best_record(study)))
+        print(json.dumps(json_safe(best_record(study)), allow_nan=False))
     else:
         best_record(study)  # raises a one-line error when there is no complete trial
         print(best_summary(study))
     return 0
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinity as null: JSON has no such numbers, and Python's `Infinity` /
+    `NaN` tokens break the scripts that parse `--json` (jq, JavaScript, Go)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

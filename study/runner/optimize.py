@@ -54,7 +54,15 @@ from study.runner.recovery import fail_dead_local_trials, requeue_interrupted, r
 from study.safety import check_study_settings
 from study.sampler import make_sampler
 from study.spaces import SPACES
-from study.storage import HEARTBEAT_SECONDS, check_study_name, curve_store, heartbeat_settings, open_storage, redact
+from study.storage import (
+    HEARTBEAT_SECONDS,
+    check_direction,
+    check_study_name,
+    curve_store,
+    heartbeat_settings,
+    open_storage,
+    redact,
+)
 
 SEED_MODULUS = 2**32  # numpy's RandomState (behind Optuna's samplers) takes seeds below this
 SAMPLERS = ("tpe", "random")
@@ -182,6 +190,7 @@ def open_study(plan: StudyPlan, *, settings: dict[str, Any]) -> optuna.Study:
     """Create the study, or load it when it exists, after checking it was run with the same settings."""
     storage = open_storage(plan.storage, heartbeat=plan.heartbeat, grace=plan.grace)
     study = optuna.create_study(study_name=plan.study_name, storage=storage, direction="maximize", load_if_exists=True)
+    check_direction(study)  # load_if_exists does not compare directions
     check_settings(study, space=plan.space, settings=settings, cfg=plan.base)
     if study.metric_names is None:  # optuna-dashboard shows "val_accuracy", not "Objective 0"
         with warnings.catch_warnings():

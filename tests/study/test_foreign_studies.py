@@ -1,0 +1,88 @@
+"""Studies this tool did not make in one storage with its own: a minimised, a multi-objective and a plain
+Optuna study are refused in one line by the commands that read results, never read as if they were ours."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import optuna
+import pytest
+
+from study.cli import main
+
+QUICK_RUN = ["--trials", "1", "--epochs", "2", "--train-size", "100", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('foreign') / 's.db'}"
+    assert main(["run", "--storage", url, "--study-name", "ours", *QUICK_RUN]) == 0
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for name, kw in {
+        "minimise": {"direction": "minimize"},
+        "multi": {"directions": ["maximize", "minimize"]},
+        "plain": {"direction": "maximize"},
+    }.items():
+        study = optuna.create_study(study_name=name, storage=url, **kw)
+        n = len(study.directions)
+        study.optimize(lambda t, n=n: (t.suggest_float("x", 0, 1),) * n, n_trials=2)
+    return url
+
+
+@pytest.mark.parametrize("name", ["minimise", "multi", "plain"])
+@pytest.mark.parametrize("command", ["best", "final", "report", "export"])
+def test_a_foreign_study_is_one_line(
+    storage: str, tmp_path: Path, capsys: pytest.CaptureFixture, name: str, command: str
+) -> None:
+    argv = [command, "--storage", storage, "--study-name", name]
+    argv += {"report": ["--out", str(tmp_path / "r")], "export": ["--out", str(tmp_path / "e.csv")]}.get(command, [])
+    argv += ["--seeds", "0", "--out", str(tmp_path / "m")] if command == "final" else []
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = e.code
+    err = capsys.readouterr().err.strip()
+    if command == "export" and name == "plain":  # a plain Optuna study's trials export like any other
+        assert rc == 0 and (tmp_path / "e.csv").is_file(), err
+        return
+    assert rc == 2 and len(err.splitlines()) == 1 and "bug" not in err, err
+    expected = "not made by mnist-study" if name == "plain" else "not a study of mnist-study"
+    if name == "plain" and command == "report":
+        expected = "lacks the article space's params"
+    assert expected in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_best_json_is_valid_json_when_a_stored_number_is_not_finite(
+    storage: str, capsys: pytest.CaptureFixture
+) -> None:
+    with sqlite3.connect(storage.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE trial_user_attributes SET value_json = 'Infinity' WHERE key = 'seconds'")
+    assert main(["best", "--storage", storage, "--study-name", "ours", "--json"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert record["attrs"]["seconds"] is None and 0 <= record["value"] <= 1
+
+
+@pytest.mark.parametrize("name", ["minimise", "multi"])
+def test_run_and_design_refuse_to_add_trials_to_a_foreign_study(
+    storage: str, capsys: pytest.CaptureFixture, name: str
+) -> None:
+    """`run` used to add trials to a minimised study and call its worst trial the best."""
+    before = len(optuna.load_study(study_name=name, storage=storage).trials)
+    prefix = f"{name}_"  # the design's study is PREFIX + design name: make one of that name foreign too
+    optuna.create_study(study_name=f"{prefix}init_mean", storage=storage, direction="minimize")
+    runs = [
+        ["run", "--study-name", name, *QUICK_RUN, "--storage", storage],
+        ["design", "init_mean", "--study-prefix", prefix, "--storage", storage, "--device", "cpu"],
+    ]
+    for argv in runs:
+        try:
+            rc = main(argv)
+        except SystemExit as e:
+            rc = e.code
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and "not a study of mnist-study" in err, err
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == before
