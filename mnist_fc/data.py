@@ -292,9 +292,12 @@ def _locate_text(path: Path, kind: str, header: bool) -> str:
     return "(not located)"
 
 
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
 def _is_number(text: str) -> bool:
     """A number as pandas' C parser reads one (Python's float() also takes `1_0` and ` nan `)."""
-    return bool(re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)", text, re.IGNORECASE))
+    return bool(_NUMBER.fullmatch(text))
 
 
 def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -115,6 +115,8 @@ def load_meta(path: str | Path) -> dict[str, Any]:
         meta = json.loads(config.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ModelFileError(f"{config}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:  # thousands of nested brackets
+        raise ModelFileError(f"{config}: JSON nested too deeply to be a model file") from None
     except UnicodeDecodeError:
         raise ModelFileError(f"{config}: not UTF-8 text") from None
     except OSError as e:
@@ -154,6 +156,13 @@ def model_config(meta: dict[str, Any], where: Path) -> ModelConfig:
             )
         if isinstance(value, float) and not math.isfinite(value):
             raise ModelFileError(f"{where}: config.model.{key} is not finite")
+    # Every saved model states every field (older ones fan_in_scaling instead of init_scaling); a missing
+    # one would silently take ModelConfig's default, e.g. a GELU model evaluated as sigmoid.
+    missing = sorted(set(_MODEL_TYPES) - set(raw) - {"fan_in_scaling", "init_scaling"})
+    if not {"fan_in_scaling", "init_scaling"} & set(raw):
+        missing.append("init_scaling")
+    if missing:
+        raise ModelFileError(f"{where}: config.model has no {', '.join(repr(k) for k in missing)}")
     cfg = model_config_from_dict(raw)
     for key in ("n_units_l1", "n_units_l2"):
         width = getattr(cfg, key)

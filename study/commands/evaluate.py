@@ -44,9 +44,10 @@ def format_confusion(counts: np.ndarray) -> str:
 def run(args: argparse.Namespace) -> int:
     from mnist_fc.data import load_csv, load_embedded
     from mnist_fc.export import confusion_matrix, load_pixelnet, onnx_logits, torch_logits
+    from mnist_fc.files import with_suffix
 
     path = Path(args.model)
-    if not path.exists():
+    if not path.exists() and not with_suffix(path, ".safetensors").exists():  # a stem names its two files
         raise UserError(f"{path}: no such model file or folder")
     if args.test_csv:
         x, y = load_csv(args.test_csv)
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         _, _, x, y = load_embedded()
         source = "official MNIST test set"
     try:
-        if path.suffix == ".onnx":
+        if path.suffix.lower() == ".onnx":
             logits, engine = onnx_logits(path, x), "onnxruntime"
         else:
             model, _ = load_pixelnet(path)

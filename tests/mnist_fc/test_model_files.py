@@ -144,7 +144,7 @@ JSON_WIDTHS = st.one_of(
 def broken_json(draw: st.DrawFn) -> dict:
     meta = {"config": RunConfig(model=SMALL).to_dict()}
     model = meta["config"]["model"]
-    kind = draw(st.sampled_from(["width", "activation", "type", "unknown", "shape", "dropout"]))
+    kind = draw(st.sampled_from(["width", "activation", "type", "unknown", "shape", "dropout", "missing"]))
     if kind == "width":
         model[draw(st.sampled_from(["n_units_l1", "n_units_l2"]))] = draw(JSON_WIDTHS)
     elif kind == "activation":
@@ -154,6 +154,9 @@ def broken_json(draw: st.DrawFn) -> dict:
         model[key] = draw(st.one_of(st.text(max_size=5), st.none(), st.lists(st.integers(), max_size=2)))
     elif kind == "unknown":
         model[draw(st.text(min_size=1, max_size=20).filter(lambda k: k not in model))] = 1
+    elif kind == "missing":  # a missing field took ModelConfig's default: a GELU model ran as sigmoid
+        for key in draw(st.lists(st.sampled_from(sorted(model)), min_size=1, unique=True)):
+            del model[key]
     elif kind == "dropout":
         model["dropout"] = draw(st.one_of(st.floats(min_value=1.0, allow_infinity=False), st.floats(max_value=-1e-9)))
     else:
@@ -169,7 +172,7 @@ def test_broken_json_family(meta: dict) -> None:
     _refused(path)
 
 
-@pytest.mark.parametrize("text", ["[1, 2]", "not json", "\ufeff{", '"a string"', "\xff\xfe"])
+@pytest.mark.parametrize("text", ["[1, 2]", "not json", "\ufeff{", '"a string"', "\xff\xfe", "[" * 100_000])
 def test_unreadable_json(text: str) -> None:
     path = _copy("json-text")
     path.with_suffix(".json").write_text(text, encoding="latin-1" if "\xff" in text else "utf-8")
@@ -254,3 +257,16 @@ def test_evaluate_cli_exits_2_on_a_broken_model(capsys: pytest.CaptureFixture) -
     assert len(err.splitlines()) == 1 and "float64" in err, err
     assert main(["evaluate", str(_matmul_graph(3, 784, 10))]) == 2
     assert "fixed batch" in capsys.readouterr().err
+
+
+def test_model_file_names_in_other_cases_and_with_dots(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`M.ONNX` went to the PyTorch loader ("M.safetensors not found"); a stem with a dot lost its tail."""
+    shipped = Path(__file__).resolve().parents[2] / "models"
+    shutil.copy(shipped / "accuracy.onnx", tmp_path / "M.ONNX")
+    assert main(["evaluate", str(tmp_path / "M.ONNX"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["engine"] == "onnxruntime"
+    for ext in ("safetensors", "json"):
+        shutil.copy(shipped / f"accuracy.{ext}", tmp_path / f"model.v2.{ext}")
+    for name in ("model.v2", "model.v2.json", "model.v2.safetensors"):
+        assert main(["evaluate", str(tmp_path / name), "--json"]) == 0, name
+        assert json.loads(capsys.readouterr().out)["engine"] == "pytorch"
