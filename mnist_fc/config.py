@@ -151,11 +151,15 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        return cls(
-            model=model_config_from_dict(d.get("model", {})),
-            data=DataConfig(**d.get("data", {})),
-            train=TrainConfig(**d.get("train", {})),
-        )
+        """The RunConfig stored as `d` (RunConfig.to_dict); ConfigError if `d` is not one (damaged or foreign)."""
+        try:
+            return cls(
+                model=model_config_from_dict(d.get("model", {})),
+                data=DataConfig(**d.get("data", {})),
+                train=TrainConfig(**d.get("train", {})),
+            )
+        except (TypeError, AttributeError, ValueError) as e:  # not a dict, unknown or missing fields
+            raise ConfigError(f"not a stored run configuration ({str(e)[:80]})") from None
 
 
 def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:

@@ -30,11 +30,14 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
+from study.errors import UserError
+
 if TYPE_CHECKING:  # imported in decode(): `mnist-study best` opens a storage without importing torch
     from mnist_fc.trainer import Curves
 
 KEY = "mnist_study:curves"  # the chunk count; chunks are KEY:0, KEY:1, ...
 CHUNK_CHARS = 60_000  # < 64 KiB: fits MySQL's TEXT
+MAX_CHUNKS = 100_000  # 6 GB of curves: any larger count is damage, not data
 LEGACY_TABLE = "mnist_study_curves"
 
 _INT_KEYS = {"eval_epochs"}
@@ -47,11 +50,18 @@ def encode(curves: Curves) -> bytes:
     return buf.getvalue()
 
 
+class DamagedCurves(ValueError):
+    """Stored curves that cannot be read back: bytes changed in the database, or written by something else."""
+
+
 def decode(payload: bytes) -> Curves:
     from mnist_fc.trainer import Curves
 
-    with np.load(io.BytesIO(payload)) as z:
-        return Curves(**{k: z[k].tolist() for k in z.files})
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+            return Curves(**{k: z[k].tolist() for k in z.files})
+    except Exception as e:  # not an .npz of our arrays: zip, pickle, key and type errors alike
+        raise DamagedCurves(f"{type(e).__name__}: {str(e)[:80]}") from None
 
 
 def to_attrs(curves: Curves) -> dict[str, object]:
@@ -68,10 +78,16 @@ def from_attrs(system_attrs: dict) -> Curves | None:
     n = system_attrs.get(KEY)
     if not isinstance(n, int):
         return None
+    if n < 1 or n > MAX_CHUNKS:
+        raise DamagedCurves(f"chunk count {n}")
     chunks = [system_attrs.get(f"{KEY}:{i}") for i in range(n)]
     if any(not isinstance(c, str) for c in chunks):
         return None
-    return decode(base64.b64decode("".join(chunks)))
+    try:
+        payload = base64.b64decode("".join(chunks), validate=True)
+    except ValueError as e:  # binascii.Error
+        raise DamagedCurves(f"not base64 ({str(e)[:60]})") from None
+    return decode(payload)
 
 
 def needs_curves(trial: FrozenTrial) -> bool:
@@ -101,7 +117,10 @@ def load_curves(trials: list[FrozenTrial], *, study_name: str, engine: sa.Engine
     """Curves of `trials` from their system attributes; the legacy table only for a study with none."""
     out = {}
     for t in trials:
-        c = from_attrs(t.system_attrs)
+        try:
+            c = from_attrs(t.system_attrs)
+        except DamagedCurves as e:
+            raise _damaged(study_name, t.number, e) from None
         if c is not None:
             out[t.number] = c
     if out or engine is None:
@@ -119,8 +138,18 @@ def _legacy(engine: sa.Engine, study_name: str, numbers: dict[int, int]) -> dict
     with engine.connect() as conn:
         for trial_id, number, payload in conn.execute(q):
             if numbers.get(trial_id) == number:
-                out[number] = decode(payload)
+                try:
+                    out[number] = decode(payload)
+                except DamagedCurves as e:
+                    raise _damaged(study_name, number, e) from None
     return out
+
+
+def _damaged(study_name: str, number: int, e: DamagedCurves) -> UserError:
+    return UserError(
+        f"study {study_name!r}: trial #{number}'s stored curves are damaged ({e}); restore the database from a "
+        "backup, or copy the study without that trial"
+    )
 
 
 def missing_curves(trials: list[FrozenTrial], curves: dict[int, Curves]) -> list[int]:

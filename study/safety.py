@@ -17,6 +17,7 @@ import optuna
 
 from mnist_fc.config import DataConfig, RunConfig
 from mnist_fc.data import embedded_dir, file_sha256
+from mnist_fc.errors import ConfigError
 from mnist_fc.files import with_suffix
 from study.errors import UserError
 from study.storage import sqlite_path
@@ -162,13 +163,16 @@ def _derived_settings(study: optuna.Study) -> dict[str, Any] | None:
     configs = [t.user_attrs["config"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("config")]
     if not configs:
         return None
-    first = RunConfig.from_dict(configs[0])
+    try:
+        first = RunConfig.from_dict(configs[0])
+        epochs = [int(c.get("train", {}).get("epochs", 0)) for c in configs]
+    except (ConfigError, AttributeError, TypeError, ValueError) as e:
+        raise UserError(f"study {study.study_name!r}: a trial's stored config is damaged ({e})") from None
     derived: dict[str, Any] = {
         "eval_every": first.train.eval_every,
         "validation_size": first.data.validation_size,
         "data": "embedded" if first.data.source == "embedded" else "csv",
     }
-    epochs = [int(c.get("train", {}).get("epochs", 0)) for c in configs]
     if study.user_attrs.get("space", "article") == "article":
         derived["epochs"] = first.train.epochs
     else:
@@ -208,6 +212,11 @@ def check_study_settings(
         settings = {**settings, **data_identity(cfg, seed=seed)}
         train_csv = cfg.data.train_csv
     stored = study.user_attrs.get("settings")
+    if stored is not None and not isinstance(stored, dict):
+        raise UserError(
+            f"study {study.study_name!r}: its stored settings are damaged (not an object); restore the database "
+            "from a backup, or use a new --study-name"
+        )
     recorded = stored is not None
     if stored is None or not set(settings) <= set(stored):
         # Older study: fill what its trials' configs say (a recorded value always wins).

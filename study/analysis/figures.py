@@ -28,6 +28,9 @@ SLICE_COLS = 3  # the slice plot wraps its parameters into rows of this many pan
 PANEL_HEIGHT = 320  # px per row of wrapped panels
 
 
+OUTSIDE = "outside the space"  # bucket of a stored value beyond every edge (a study changed by hand)
+
+
 def _edge(x: float) -> str:
     return f"{x:g}"
 
@@ -38,7 +41,8 @@ def bucket_labels(values: pd.Series, factor: str) -> pd.Series:
         edges = BUCKETS[factor]
         labels = [f"{_edge(lo)}–{_edge(hi)}" for lo, hi in itertools.pairwise(edges)]
         bins = [*edges[:-1], edges[-1] * (1 + 1e-9)]
-        return pd.cut(values.astype(float), bins=bins, right=False, labels=labels).astype(str)
+        cut = pd.cut(values.astype(float), bins=bins, right=False, labels=labels)
+        return cut.astype(object).where(cut.notna(), OUTSIDE).astype(str)  # a value the space cannot give
     if factor == "batchnorm":
         return values.map({True: "BN on", False: "BN off"}).astype(str)
     return values.astype(str)

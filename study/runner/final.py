@@ -31,6 +31,7 @@ import torch
 from mnist_fc import checkpoint as ckpt
 from mnist_fc.config import DataConfig, RunConfig
 from mnist_fc.data import Split, load_split
+from mnist_fc.errors import ConfigError
 from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
 from mnist_fc.files import with_suffix
 from mnist_fc.minibatch import fit
@@ -103,7 +104,10 @@ def final_config(
     """The best trial's config, trained on all 60,000 training images, with the given overrides."""
     if not record.get("config"):
         raise UserError(f"trial #{record['trial_number']} stores no config (not made by mnist-study run?)")
-    cfg = RunConfig.from_dict(record["config"])
+    try:
+        cfg = RunConfig.from_dict(record["config"])
+    except ConfigError as e:
+        raise UserError(f"trial #{record['trial_number']}'s stored config is damaged: {e}") from None
     overrides = {"epochs": epochs, "device": device, "precision": precision, "ema_decay": ema_decay}
     train = dataclasses.replace(cfg.train, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
     data = dataclasses.replace(cfg.data, include_validation=True, train_size=train_size)
