@@ -12,21 +12,49 @@ and raises UnboundLocalError. `caused()` recognises such an error by the Keyboar
 One that lands while SQLAlchemy's pool closes or resets a connection is logged by SQLAlchemy
 with its traceback ("Exception closing connection ...") and then re-raised: the re-raised one
 stops the command as usual, and a filter drops the logged copy (tests ran into it on a loaded CPU).
+
+Worst is one that cuts a SQLite transaction half-way and is then swallowed in the cleanup: the
+connection it left open keeps the write lock, every later query waits out the busy timeout
+(60 s, three times) and fails "database is locked", and the interrupted trial is left RUNNING.
+So a Ctrl-C that arrives while the main thread is inside database code (SQLAlchemy, sqlite3,
+psycopg, Optuna's storages) is not raised there: the signal is sent again a moment later, and
+raised once it lands outside (queries take milliseconds; after DEFER_LIMIT tries it is raised anyway).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+import threading
 from types import FrameType
 
 _pending = False
+_deferred = 0
+DATABASE_MODULES = ("sqlalchemy", "sqlite3", "psycopg", "optuna.storages", "study.storage", "study.curves")
+DEFER_S = 0.02  # the signal comes again this much later while the main thread is in database code
+DEFER_LIMIT = 250  # 5 s of deferring at most: then it is raised wherever it lands
+
+
+def _in_database_code(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(DATABASE_MODULES):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
-    global _pending
+    global _pending, _deferred
     _pending = True
+    if _deferred < DEFER_LIMIT and _in_database_code(frame):
+        _deferred += 1
+        again = threading.Timer(DEFER_S, os.kill, (os.getpid(), signal.SIGINT))
+        again.daemon = True
+        again.start()
+        return
+    _deferred = 0
     raise KeyboardInterrupt
 
 
@@ -63,7 +91,11 @@ def install() -> None:
 
 
 def caused(e: BaseException) -> bool:
-    """True when `e` is a KeyboardInterrupt or was raised while one was propagating (its context chain)."""
+    """True when `e` is a KeyboardInterrupt, was raised while one was propagating (its context chain), or
+    follows a Ctrl-C that was swallowed on the way (SQLAlchemy cleaning up a connection the Ctrl-C cut
+    mid-transaction, whose lock then fails the next query with "database is locked")."""
+    if _pending:
+        return True
     seen: set[int] = set()
     cur: BaseException | None = e
     while cur is not None and id(cur) not in seen:

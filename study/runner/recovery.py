@@ -23,7 +23,9 @@ from study.storage import MAX_RETRY
 
 def _retry(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queue a copy of the FAILED `trial` (WAITING, same params, retry_history), as Optuna's heartbeat does."""
-    RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
+    with warnings.catch_warnings():  # "experimental" in Optuna's words only; the CLI's promise is one line
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
 
 
 def _fail(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial | None:

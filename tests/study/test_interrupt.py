@@ -14,7 +14,7 @@ from tests.study.workers import as_from_a_terminal
 # a real SQLite connection: the moment a loaded CI machine hit, made certain here.
 SCRIPT = textwrap.dedent(
     """
-    import os, signal, sqlite3, sys
+    import os, signal, sqlite3, sys, time
     import sqlalchemy as sa
     from study import interrupt
 
@@ -32,6 +32,8 @@ SCRIPT = textwrap.dedent(
         c.execute(sa.text("SELECT 1"))
     try:
         engine.dispose()  # the pool closes its connection
+        if sys.argv[1] == "ctrl-c":
+            time.sleep(10)  # the Ctrl-C, deferred out of SQLAlchemy's code, lands here
     except KeyboardInterrupt:
         print("interrupted")
     else:
@@ -63,6 +65,60 @@ def test_other_pool_errors_are_still_printed() -> None:
     r = _run("error")
     assert r.stdout.strip() == "disposed", r.stdout + r.stderr  # SQLAlchemy logs and swallows an Exception
     assert "Exception closing connection" in r.stderr and "disk on fire" in r.stderr, r.stderr
+
+
+# A real Ctrl-C in the middle of a SQLite statement run by SQLAlchemy (from a SQL function, so it lands in
+# Python code called by sqlite3 inside SQLAlchemy's execute). Raised there, sqlite3 turned it into an
+# OperationalError and swallowed it, and a cut transaction could keep the write lock (a run then waited out
+# three 60 s busy timeouts and left its trial RUNNING). Deferred, the transaction completes, no lock is
+# left, and the Ctrl-C still stops the script right after.
+DEFER_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sqlite3, sys, time
+    import sqlalchemy as sa
+    from study import interrupt
+
+    interrupt.install()
+    engine = sa.create_engine(f"sqlite:///{sys.argv[1]}", poolclass=sa.pool.NullPool)
+
+    def ctrl_c(x):
+        os.kill(os.getpid(), signal.SIGINT)
+        return x
+
+    @sa.event.listens_for(engine, "connect")
+    def _functions(dbapi, record):
+        dbapi.create_function("ctrl_c", 1, ctrl_c)
+
+    try:
+        with engine.begin() as c:
+            c.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+            c.execute(sa.text("INSERT INTO t VALUES (ctrl_c(1))"))
+            c.execute(sa.text("INSERT INTO t VALUES (2)"))
+        print("committed", flush=True)
+        time.sleep(10)
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted")
+    other = sqlite3.connect(sys.argv[1], timeout=0.1)  # no lock left behind
+    other.execute("INSERT INTO t VALUES (3)")
+    other.commit()
+    print(sorted(x for (x,) in other.execute("SELECT x FROM t")))
+    """
+)
+
+
+def test_a_ctrl_c_inside_a_database_statement_waits_for_it_then_stops(tmp_path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-c", DEFER_SCRIPT, str(tmp_path / "d.db")],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=as_from_a_terminal,
+    )
+    assert r.stdout.split("\n")[:3] == ["committed", "interrupted", "[1, 2, 3]"], r.stdout + r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
 
 
 # A real Ctrl-C delivered inside Optuna's tell: Optuna's own `finally` then reads a local the interrupt left

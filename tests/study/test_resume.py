@@ -56,6 +56,8 @@ def test_kill_9_and_ctrl_c_mid_trial_then_same_command_resumes_to_target(tmp_pat
     stopped = kill_mid_trial(url, "crash", start, min_complete=2, ctrl_c=True)
     assert sqlite_integrity(db) == "ok"
     assert f"trial {stopped.trial} re-queued with the same params" in stopped.worker.output
+    # one line: not Optuna's two "Trial N failed ... KeyboardInterrupt()" warnings, nor an ExperimentalWarning
+    assert stopped.worker.err.read_text().strip() == "mnist-study run: interrupted", stopped.worker.output
 
     final = Worker.start(tmp_path, "final", *command)
     assert final.wait() == 0, final.output
