@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -271,8 +272,20 @@ def _is_header(fields: list[str], path: Path) -> bool:
     )
 
 
-def _locate_text(path: Path, kind: str, header: bool) -> str:
-    """Where the first non-numeric value is (only called after pandas refused the file)."""
+NOT_LOCATED = "(not located)"
+
+
+def _unbalanced_quote(raw: str, value: str) -> bool:
+    return raw.count('"') % 2 == 1
+
+
+def _not_a_number(raw: str, value: str) -> bool:
+    return bool(value) and not _is_number(value)
+
+
+def _locate_text(path: Path, kind: str, header: bool, *, odd: Callable[[str, str], bool] = _not_a_number) -> str:
+    """Where the first odd value is (only called after pandas refused the file): by default one that is
+    not a number; `odd(raw_field, unquoted_value)` says what is odd."""
     with _open_text_bytes(path, kind) as f:
         row = 0
         for i, raw in enumerate(f):
@@ -286,10 +299,9 @@ def _locate_text(path: Path, kind: str, header: bool) -> str:
                 continue
             row += 1
             for c, field in enumerate(text.split(",")):
-                value = _unquote(field)
-                if value and not _is_number(value):
-                    return f"at data row {row}, column {c + 1}: {shown(value)}"
-    return "(not located)"
+                if odd(field, _unquote(field)):
+                    return f"at data row {row}, column {c + 1}: {shown(field.strip())}"
+    return NOT_LOCATED
 
 
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
@@ -330,6 +342,9 @@ def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: CSV file is empty") from None
     except pd.errors.ParserError as e:
+        quote = _locate_text(path, kind, header, odd=_unbalanced_quote)
+        if quote != NOT_LOCATED:
+            raise DataError(f"{path}: unbalanced double quote {quote}") from None
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else "parser error"
         msg = msg if len(msg) <= 200 else msg[:200] + "..."
         raise DataError(f"{path}: malformed CSV ({msg}); expected label + {N_PIXELS} pixels per row") from None

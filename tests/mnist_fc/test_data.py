@@ -190,6 +190,14 @@ def test_a_header_that_does_not_say_where_the_label_is(tmp_path, names, match):
         load_csv(path, use_cache=False)
 
 
+@pytest.mark.parametrize("value", ['"', '"3'])  # 3" is read as the text 3" and named so
+def test_an_unbalanced_quote_is_located(tmp_path, value):
+    path = tmp_path / "quote.csv"
+    path.write_text(_row() + "\n" + _row(pixels=["0"] * 9 + [value] + ["0"] * 774) + "\n" + _row() + "\n")
+    with pytest.raises(DataError, match="unbalanced double quote at data row 2, column 11"):
+        load_csv(path, use_cache=False)
+
+
 @pytest.mark.parametrize("value", ["1_0", "٣", " 0x10"])
 def test_values_python_reads_but_a_csv_parser_does_not_are_located(tmp_path, value):
     path = tmp_path / "odd.csv"

@@ -217,13 +217,16 @@ def test_checksum_mismatch_is_named() -> None:
 
 # --- encodings, compression, header detection (issue 12): never drop or change an image -------------
 
-ENCODINGS = st.sampled_from(["plain", "bom", "gzip", "bom+gzip", "crlf", "bom+crlf"])
+ENCODINGS = st.sampled_from(
+    ["plain", "bom", "gzip", "bom+gzip", "crlf", "bom+crlf", "quoted", "bom+quoted", "quoted-first", "gzip+quoted"]
+)
 
 
 def _encoded(rows: list[list[str]], *, header: bool, encoding: str) -> bytes:
-    lines = ([",".join(["label"] + [f"pixel{i}" for i in range(N_PIXELS)])] if header else []) + [
-        ",".join(r) for r in rows
-    ]
+    lines = ([["label"] + [f"pixel{i}" for i in range(N_PIXELS)]] if header else []) + rows
+    if "quoted" in encoding:  # every value in double quotes, or only the first line's
+        lines = [[f'"{v}"' for v in li] if "first" not in encoding or i == 0 else li for i, li in enumerate(lines)]
+    lines = [",".join(li) for li in lines]
     text = ("\r\n" if "crlf" in encoding else "\n").join(lines) + "\n"
     data = (b"\xef\xbb\xbf" if "bom" in encoding else b"") + text.encode()
     return gzip.compress(data) if "gzip" in encoding else data
@@ -236,6 +239,18 @@ def test_utf8_bom_gzip_and_line_endings_keep_every_image(n: int, seed: int, head
     rows = _valid_rows(n, seed)
     path = _file(_encoded(rows, header=header, encoding=encoding), f"enc-{encoding}.csv")
     x, y = load_csv(path, use_cache=False)
+    assert y.tolist() == [int(r[0]) for r in rows]
+    assert x.tolist() == [[int(v) for v in r[1:]] for r in rows]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 5), st.integers(0, 2**32), st.integers(0, N_PIXELS), st.sampled_from(["label", "Label", "LABEL"]))
+def test_a_header_label_column_anywhere_keeps_every_image(n: int, seed: int, at: int, name: str) -> None:
+    rows = _valid_rows(n, seed)
+    moved = [[*r[1 : at + 1], r[0], *r[at + 1 :]] for r in rows]  # the label's value at column `at`
+    names = [f"pixel{i}" for i in range(N_PIXELS)]
+    text = ",".join([*names[:at], name, *names[at:]]) + "\n" + "\n".join(",".join(r) for r in moved) + "\n"
+    x, y = load_csv(_file(text.encode(), "label-anywhere.csv"), use_cache=False)
     assert y.tolist() == [int(r[0]) for r in rows]
     assert x.tolist() == [[int(v) for v in r[1:]] for r in rows]
 
