@@ -141,6 +141,9 @@ _MODEL_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+INFERENCE_FIELDS = ("n_units_l1", "n_units_l2", "activation", "batchnorm")
+
+
 def model_config(meta: dict[str, Any], where: Path) -> ModelConfig:
     """The ModelConfig in a model's JSON, every field type- and range-checked (a one-line error otherwise)."""
     raw = meta.get("config", {}).get("model") if isinstance(meta.get("config"), dict) else None
@@ -156,11 +159,9 @@ def model_config(meta: dict[str, Any], where: Path) -> ModelConfig:
             )
         if isinstance(value, float) and not math.isfinite(value):
             raise ModelFileError(f"{where}: config.model.{key} is not finite")
-    # Every saved model states every field (older ones fan_in_scaling instead of init_scaling); a missing
-    # one would silently take ModelConfig's default, e.g. a GELU model evaluated as sigmoid.
-    missing = sorted(set(_MODEL_TYPES) - set(raw) - {"fan_in_scaling", "init_scaling"})
-    if not {"fan_in_scaling", "init_scaling"} & set(raw):
-        missing.append("init_scaling")
+    # The fields that decide what a loaded model computes must be stated: a missing one would silently take
+    # ModelConfig's default, e.g. a GELU model evaluated as sigmoid (init and dropout do not matter here).
+    missing = [k for k in INFERENCE_FIELDS if k not in raw]
     if missing:
         raise ModelFileError(f"{where}: config.model has no {', '.join(repr(k) for k in missing)}")
     cfg = model_config_from_dict(raw)
