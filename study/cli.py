@@ -11,6 +11,7 @@ import argparse
 import errno
 import os
 import re
+import signal
 import sys
 import traceback
 
@@ -130,6 +131,14 @@ def path_error(e: BaseException) -> str | None:
     return f"{where}: {e.strerror or e}"
 
 
+def stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into a closed pipe stays silent."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (a test's capture)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
@@ -172,6 +181,9 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print(f"mnist-study {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mnist-study ... | head`: the reader has all it wanted; nothing more to say
+        stdout_to_devnull()
+        return 128 + signal.SIGPIPE
     except Exception as e:
         if verbose:
             traceback.print_exc()

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import torch
 
 from mnist_fc import checkpoint as ckpt
 from mnist_fc.config import DataConfig, RunConfig
-from mnist_fc.data import Split, load_split
-from mnist_fc.errors import ConfigError
+from mnist_fc.data import Split, file_sha256, load_split
+from mnist_fc.errors import ConfigError, DataError
 from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
 from mnist_fc.files import with_suffix
 from mnist_fc.minibatch import fit
@@ -159,6 +160,27 @@ def _train_all(
         return [f.result() for f in futures]
 
 
+def check_same_data(study: optuna.Study, data: DataConfig) -> None:
+    """A CSV study's files must still hold the data its trials were chosen on (the SHA-256 that `run`
+    recorded): a rewritten or cut file, or another folder's file of the same relative name, would
+    retrain and test on other data without a word."""
+    if data.source != "csv":
+        return
+    recorded = study.user_attrs.get("settings")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    for key, path in (("train_sha256", data.train_csv), ("test_sha256", data.test_csv)):
+        try:
+            now = file_sha256(path or "")
+        except DataError as e:
+            where = f"a path stored by study {study.study_name!r}: run from the folder it ran in"
+            raise UserError(f"{e} ({where})") from None
+        if recorded.get(key) not in (None, now):
+            raise UserError(
+                f"{path}: not the data study {study.study_name!r} was run on (its SHA-256 changed); restore the "
+                "file, or run a new study on the new data"
+            )
+
+
 def model_stem(name: str | None, study_name: str) -> str:
     """The saved model's file stem: --name, else the study name, which must then be a plain file name
     too (a study named `a/b` or `../x` would write outside --out)."""
@@ -226,6 +248,7 @@ def final_retrain(
     check_model_outputs(
         stem, storage=storage, data=cfgs[0].data
     )  # never the storage or a CSV; before hours of training
+    check_same_data(study, cfgs[0].data)
     split = raw_split(cfgs[0].data, seed=seeds[0])  # bad data fails here, before training
     x_test, y_test, n_train = split.x_test, split.y_test, len(split.x_train)
     n_epochs = cfgs[0].train.epochs

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import os
 import sqlite3
 import subprocess
 import sys
@@ -337,3 +338,15 @@ def test_a_bad_study_prefix_is_named_as_such(cli, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "--study-prefix" in r.stderr and "--study-name" not in r.stderr
     assert not (tmp_path / "d.db").exists()
+
+
+def test_a_closed_pipe_is_not_a_bug(tmp_path):
+    """`mnist-study design --list | head -1` reported "bug: BrokenPipeError"; it ends quietly, as Unix tools do."""
+    r, w = os.pipe()
+    os.close(r)  # the reader has gone before anything is written
+    try:
+        p = subprocess.run([sys.executable, "-m", "study", "design", "--list"], stdout=w, stderr=subprocess.PIPE,
+                           text=True, cwd=tmp_path, env=cli_env(), timeout=120)  # fmt: skip
+    finally:
+        os.close(w)
+    assert p.returncode == 141 and p.stderr == "", p.stderr

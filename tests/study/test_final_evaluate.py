@@ -254,3 +254,28 @@ def test_ema_decay_flags_reach_the_config(tmp_path, cli):
     assert json.loads(r.stdout.splitlines()[-1])["config"]["train"]["ema_decay"] == 0.9
     bad = cli("train", "--optimizer", "adamw", "--ema-decay", "1", "--epochs", "1", "--device", "cpu")
     assert bad.returncode == 2 and "EMA decay must be in [0, 1)" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_final_refuses_csv_data_changed_since_the_study_ran(tmp_path, cli):
+    """`run` refused a resume on a rewritten CSV, but `final` retrained and tested on it without a word."""
+    from mnist_fc.data import write_csv
+
+    x, y, xt, yt = load_embedded()
+    write_csv(tmp_path / "tr.csv", x[:400], y[:400])
+    write_csv(tmp_path / "te.csv", xt[:200], yt[:200])
+    data = ("--train-csv", "tr.csv", "--test-csv", "te.csv", "--validation-size", "100")
+    r = cli("run", "--trials", "1", "--epochs", "2", "--device", "cpu", "--no-progress", *data,
+            "--storage", "sqlite:///c.db", "--study-name", "c")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    final = ("final", "--storage", "sqlite:///c.db", "--study-name", "c", "--seeds", "0", "--epochs", "1")
+    write_csv(tmp_path / "te.csv", xt[:100], yt[:100])  # the test file cut to 100 rows
+    r = cli(*final, "--out", "m")
+    assert r.returncode == 2 and "te.csv: not the data study 'c' was run on" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+    write_csv(tmp_path / "te.csv", xt[:200], yt[:200])  # restored: the same bytes, accepted
+    (tmp_path / "elsewhere").mkdir()
+    elsewhere = [f"sqlite:///{tmp_path / 'c.db'}" if a == "sqlite:///c.db" else a for a in final]
+    r = cli(*elsewhere, "--out", "m", cwd=tmp_path / "elsewhere")  # the stored relative path does not resolve there
+    assert r.returncode == 2 and "run from the folder it ran in" in r.stderr, r.stderr
+    r = cli(*final, "--out", "m")
+    assert r.returncode == 0, r.stderr
