@@ -43,6 +43,17 @@ def check_out_file(out: Path) -> None:
         raise UserError(f"--out {out} is a folder; give a file name ending in {' or '.join(FORMATS)}")
 
 
+def parquet_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns of mixed Python types (a categorical param with choices None, 128 and "full") as text:
+    Parquet columns have one type, and pyarrow refuses such a column; a CSV writes them as text anyway."""
+    out = df.copy()
+    for col in out.select_dtypes(include="object").columns:
+        kinds = {type(v) for v in out[col] if v is not None and v == v}  # v == v: not NaN
+        if len(kinds) > 1:
+            out[col] = [None if v is None or v != v else str(v) for v in out[col]]
+    return out
+
+
 def write_frame(df: pd.DataFrame, out: Path) -> None:
     """Write to a fresh temporary name and rename, so a failed export leaves no partial file, and a link
     at `out` is replaced rather than written through (`out` has passed check_out_file)."""
@@ -53,7 +64,7 @@ def write_frame(df: pd.DataFrame, out: Path) -> None:
             if out.suffix.lower() == ".csv":
                 df.to_csv(tmp, index=False)
             else:
-                df.to_parquet(tmp, index=False)
+                parquet_ready(df).to_parquet(tmp, index=False)
     except OSError as e:  # a read-only or virtual folder: the user's to fix, and nothing is left behind
         raise UserError(f"cannot write {out}: {e.strerror or e} (nothing was written)") from None
 

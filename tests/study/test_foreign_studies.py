@@ -86,3 +86,18 @@ def test_run_and_design_refuse_to_add_trials_to_a_foreign_study(
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and "not a study of mnist-study" in err, err
     assert len(optuna.load_study(study_name=name, storage=storage).trials) == before
+
+
+def test_parquet_export_of_a_param_with_mixed_choice_types(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """pyarrow refused a column of None / 128 / "full" (a bug exit); such a column is written as text."""
+    import pandas as pd
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    study = optuna.create_study(study_name="mixed", storage=url, direction="maximize")
+    for choice in (None, 128, "full"):
+        study.enqueue_trial({"batch": choice})
+    study.optimize(lambda t: float(t.suggest_categorical("batch", [None, 128, "full"]) == 128), n_trials=3)
+    assert main(["export", "--storage", url, "--study-name", "mixed", "--out", str(tmp_path / "m.parquet")]) == 0
+    column = next(c for c in pd.read_parquet(tmp_path / "m.parquet").columns if "batch" in c)
+    values = list(pd.read_parquet(tmp_path / "m.parquet")[column])
+    assert sorted(v for v in values if isinstance(v, str)) == ["128", "full"] and len(values) == 3
