@@ -424,16 +424,17 @@ def load_csv(path: str | Path, *, use_cache: bool = True) -> tuple[np.ndarray, n
     cache = _csv_cache_dir() / f"{digest}.{CACHE_VERSION}.npz"
     if use_cache and cache.is_file():
         try:
-            with np.load(cache) as z:
-                return z["x"], z["y"]
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable cache entry: parse again
+            with np.load(cache) as z:  # a cache entry names the file it was parsed from: never another's arrays
+                if str(z["sha256"]) == digest and len(z["x"]) == len(z["y"]):
+                    return z["x"], z["y"]
+        except (OSError, ValueError, KeyError, EOFError):
+            pass  # unreadable or foreign cache entry: parse again
     x, y = _parse_csv(path)
     if use_cache:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, x=x, y=y)
+            np.savez(tmp, x=x, y=y, sha256=np.array(digest))
             os.replace(tmp, cache)
         except OSError:
             pass  # a read-only cache is not an error

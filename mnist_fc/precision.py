@@ -129,8 +129,11 @@ def cpu_flags() -> set[str]:
 
 
 def cache_dir_default() -> Path:
+    """$MNIST_STUDY_CACHE_DIR, else the CSV cache's folder: $XDG_CACHE_HOME (or ~/.cache) / mnist-study."""
     env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "mnist-study"
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-study"
 
 
 def machine_key(device: torch.device, shape: LayerShape) -> str:

@@ -108,6 +108,22 @@ def test_csv_cache_second_load(tmp_path, monkeypatch):
     assert np.array_equal(y2, y) and np.array_equal(x2, x)
 
 
+def test_a_cache_entry_of_another_file_is_not_trusted(tmp_path, monkeypatch):
+    """Another CSV's arrays under this file's cache name (copied by hand, or a bug) were returned as its data."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write_csv(tmp_path / "a.csv", np.zeros((3, 784), np.uint8), np.array([1, 2, 3]))
+    write_csv(tmp_path / "b.csv", np.full((5, 784), 7, np.uint8), np.array([4, 4, 4, 4, 4]))
+    load_csv(tmp_path / "a.csv")
+    load_csv(tmp_path / "b.csv")
+    entries = {p.name.split(".")[0]: p for p in (tmp_path / "cache" / "mnist-study").glob("*.npz")}
+    from mnist_fc.data import file_sha256
+
+    a, b = entries[file_sha256(tmp_path / "a.csv")], entries[file_sha256(tmp_path / "b.csv")]
+    shutil.copy(b, a)  # a's cache entry now holds b's arrays
+    x, y = load_csv(tmp_path / "a.csv")
+    assert y.tolist() == [1, 2, 3] and not x.any()
+
+
 def _row(label="3", pixels=None):
     return ",".join([label] + (pixels or ["0"] * 784))
 

@@ -158,3 +158,11 @@ def test_a_load_burst_in_one_round_does_not_decide(tmp_path):
 
     c = P.choose_precision(CPU, ARTICLE, allow_bf16=True, cache_dir=tmp_path, timer=timer)
     assert c.precision == "bf16" and c.speedup == pytest.approx(3.0)
+
+
+def test_the_probe_cache_follows_xdg_cache_home_like_the_csv_cache(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv(P.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert P.cache_dir_default() == tmp_path / "xdg" / "mnist-study"
+    monkeypatch.setenv(P.CACHE_ENV, str(tmp_path / "own"))
+    assert P.cache_dir_default() == tmp_path / "own"
