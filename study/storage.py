@@ -199,6 +199,12 @@ def check_sqlite_file(path: Path, *, write: bool) -> None:
     except sqlite3.DatabaseError as e:
         if "locked" in str(e) or "busy" in str(e):
             raise UserError(f"SQLite storage {path} is locked by another process; try again") from None
+        parent = path.resolve().parent
+        if "unable to open" in str(e) and not os.access(parent, os.W_OK):  # a healthy file: don't say "damaged"
+            raise UserError(
+                f"cannot read SQLite storage {path}: its folder {parent} is read-only, and SQLite must create "
+                f"{path.name}-shm beside a WAL database to read it; copy the file to a writable folder"
+            ) from None
         raise UserError(f"SQLite storage {path} is damaged ({e}); {_recover_hint(path)}") from None
     finally:
         conn.close()

@@ -468,3 +468,27 @@ def test_export_to_a_folder_or_an_unwritable_one(
         _one_line_exit_2(rc, err, words)
         assert "bug" not in err
     assert not list((tmp_path / "d.csv").iterdir()) and not list(unwritable.iterdir())  # no partial file
+
+
+def test_a_healthy_study_in_a_read_only_folder_is_not_called_damaged(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`best` on a WAL database in a read-only folder said "damaged ... .recover": advice to repair a good file."""
+    src, ro = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    ro.mkdir()
+    shutil.copy(SHIPPED, src / "s.db")
+    if os.geteuid() != 0 or subprocess.run(["mount", "--bind", str(src), str(ro)], check=False).returncode:
+        pytest.skip("a read-only bind mount needs root")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
+        before = _digest(src / "s.db")
+        for command in (["best"], ["export", "--out", str(tmp_path / "e.csv")]):
+            rc, err = _cli([*command, "--storage", f"sqlite:///{ro / 's.db'}", "--study-name", "reference"], capsys)
+            if rc == 0:  # SQLite could read it after all: fine, as long as nothing changed
+                continue
+            _one_line_exit_2(rc, err, "read-only")
+            assert "damaged" not in err and "recover" not in err, err
+        assert _digest(src / "s.db") == before
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
