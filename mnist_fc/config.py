@@ -215,9 +215,14 @@ def validate(cfg: RunConfig) -> None:
         (d.subset_seed is None or d.subset_seed >= 0, "subset seed must be >= 0"),
         (t.optimizer in OPTIMIZERS, f"unknown optimizer {t.optimizer!r} (choose from {', '.join(OPTIMIZERS)})"),
         (t.optimizer != "nesterov" or t.momentum > 0, "the nesterov optimizer needs momentum > 0"),
+        (
+            t.momentum == 0 or t.optimizer in ("sgd", "nesterov"),
+            f"momentum applies to sgd and nesterov, not {t.optimizer} (it would be ignored)",
+        ),
         (t.batch_size is None or t.batch_size >= 1, "batch size must be >= 1"),
         (t.schedule in SCHEDULES, f"unknown schedule {t.schedule!r} (choose from {', '.join(SCHEDULES)})"),
         (t.warmup_epochs >= 0, "warm-up epochs must be >= 0"),
+        (t.warmup_epochs == 0 or t.schedule != "none", "warm-up needs a schedule: cosine or onecycle"),
         (0.0 <= t.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
         (0.0 <= t.ema_decay < 1.0, "EMA decay must be in [0, 1)"),
         (

@@ -102,6 +102,10 @@ def test_optimizers_are_the_named_ones():
         (dict(aug_clean_epochs=3), "need augmentation"),
         (dict(aug_shift=1, epochs=2, aug_clean_epochs=3), "clean epochs"),
         (dict(aug_shift=1, aug_clean_epochs=-1), "clean epochs"),
+        # flags that would be ignored without a word
+        (dict(optimizer="adam", momentum=0.9), "momentum applies to sgd and nesterov"),
+        (dict(optimizer="adamw", momentum=0.5), "momentum applies to sgd and nesterov"),
+        (dict(schedule="none", warmup_epochs=2), "warm-up needs a schedule"),
     ],
 )
 def test_bad_values_rejected(kw, msg):
