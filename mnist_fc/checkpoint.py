@@ -116,6 +116,8 @@ def read(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, dicts, numbers only
     except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # pickle errors run to many lines
+        if "Weights only load failed" in first:  # torch's text goes on to suggest weights_only=False: never
+            first = "it holds Python objects, not only tensors and numbers, so it is not loaded (not ours?)"
         raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a mnist_fc checkpoint (format {FORMAT})")

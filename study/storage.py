@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from study.curves import CurveStore
+from study.defaults import STORAGE_ENV
 from study.errors import UserError
 
 HEARTBEAT_SECONDS = 30  # a live worker touches its trial this often
@@ -60,6 +61,8 @@ def redact(url: str) -> str:
 
 def _check_url(url: str) -> sa.URL:
     hint = "expected e.g. sqlite:///studies.db or postgresql+psycopg://user@host/db"
+    if url == os.environ.get(STORAGE_ENV):  # the user never typed it: say where it came from
+        hint += f"; this one is ${STORAGE_ENV}'s"
     try:
         parsed = sa.engine.make_url(url)
         backend = parsed.get_backend_name()

@@ -35,12 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def check_out_file(out: Path) -> None:
     """The --out mistakes that need no storage: a wrong suffix, a missing folder, a folder as the file."""
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name ending in {' or '.join(FORMATS)}")
     if out.suffix.lower() not in FORMATS:
         raise UserError(f"--out must end in {' or '.join(FORMATS)}, not {out.suffix or 'nothing'!r}")
     if not out.parent.resolve().is_dir():
         raise UserError(f"folder {out.parent} does not exist")
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name ending in {' or '.join(FORMATS)}")
 
 
 def parquet_ready(df: pd.DataFrame) -> pd.DataFrame:

@@ -38,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Retrain the best trial's configuration (chosen on validation) on train + validation "
         "for each seed, evaluate each once on the test set, save the first seed's model "
         "(safetensors + JSON) and export it to ONNX with the normalisation inside the graph. "
-        "Progress goes to stderr.",
+        "Per-epoch progress goes to stderr, the steps and the summary to stdout (with --json, stdout holds "
+        "only the JSON object and everything else goes to stderr).",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

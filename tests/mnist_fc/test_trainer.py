@@ -318,3 +318,17 @@ def test_fullbatch_checkpoint_written_before_the_minibatch_entries_still_resumes
     del state["seen"], state["loop"]
     torch.save(state, ckpt)
     _same_run(straight, fit(cfg, checkpoint=ckpt, checkpoint_every=5))
+
+
+class Foreign:
+    """A class torch's weights_only loader does not allow: what another program's pickle would hold."""
+
+
+def test_a_checkpoint_holding_python_objects_is_refused_without_unsafe_advice(tmp_path):
+    from mnist_fc import checkpoint
+
+    path = tmp_path / "seed0.ckpt"
+    torch.save({"format": checkpoint.FORMAT, "thing": Foreign()}, path)
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        checkpoint.read(path)
+    assert "weights_only" not in str(info.value) and "not loaded" in str(info.value)

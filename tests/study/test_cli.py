@@ -350,3 +350,11 @@ def test_a_closed_pipe_is_not_a_bug(tmp_path):
     finally:
         os.close(w)
     assert p.returncode == 141 and p.stderr == "", p.stderr
+
+
+def test_messages_name_where_the_mistake_came_from(cli, tmp_path):
+    r = cli("best", env={"OPTUNA_STORAGE": "garbage"})
+    assert r.returncode == 2 and "$OPTUNA_STORAGE" in r.stderr, r.stderr  # the user never typed "garbage"
+    (tmp_path / "r0").mkdir()
+    r = cli("export", "--storage", "sqlite:///x.db", "--out", "r0")
+    assert r.returncode == 2 and "is a folder" in r.stderr, r.stderr  # not "must end in .csv, not 'nothing'"
