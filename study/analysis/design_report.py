@@ -77,11 +77,12 @@ class DesignStudy:
 
 
 def design_study_names(storage: RDBStorage, *, prefix: str) -> list[str]:
-    """Names of the studies in `storage` made by `mnist-study design` (by their stored attributes)."""
+    """Names of the studies in `storage` made by `mnist-study design` as exactly PREFIX + their design's name
+    (their stored attributes say which design; `claims_w` is not the prefix of `claims_width_lr`)."""
     return [
         s.study_name
         for s in storage.get_all_studies()
-        if s.study_name.startswith(prefix) and "design" in s.user_attrs and "design_spec" in s.user_attrs
+        if "design_spec" in s.user_attrs and s.study_name == f"{prefix}{s.user_attrs.get('design')}"
     ]
 
 
@@ -180,7 +181,9 @@ def build_design_report(
     (design names; None = all found). Nothing is written here."""
     studies = load_design_studies(storage, prefix=prefix)
     if not studies:
-        raise UserError(f"no design studies (made by `mnist-study design`) named {prefix}* in this storage")
+        raise UserError(
+            f"no design studies (made by `mnist-study design`) named {prefix} + a design name in this storage"
+        )
     by_name = {s.design.name: s for s in studies}
     if designs is not None:
         unknown = [d for d in designs if d not in by_name]

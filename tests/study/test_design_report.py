@@ -138,6 +138,7 @@ def test_a_design_study_named_with_study_name_reports_its_figures_and_the_whole_
         (["--designs", "all", "--study-name", "claims_tiny_std"], "exclude each other"),
         (["--designs", "all", "--compare", "x"], "ordinary studies"),
         (["--designs", "all", "--study-prefix", "other_"], "no design studies"),
+        (["--designs", "all", "--study-prefix", "claims_w"], "no design studies"),  # not claims_width_lr's prefix
     ],
 )
 def test_bad_design_report_requests_fail_in_one_line(
