@@ -15,12 +15,14 @@ from mnist_fc.measures import MEASURE_NAMES
 from mnist_fc.trainer import Curves
 
 BASE_COLUMNS = ("number", "state", "value", "datetime_start", "datetime_complete", "duration_s")
+RESERVED = frozenset({*BASE_COLUMNS, "config_json"})  # our columns: a param or attribute of that name is prefixed
 NUMERIC_COLUMNS = ("value", "duration_s", *(m for m in MEASURE_NAMES if m != "plateau_censored"))
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial. Params keep their Optuna names; user attributes keep theirs (an attribute
-    that clashes with a param name gets an `attr_` prefix); the stored RunConfig becomes `config_json`."""
+    """One row per trial. Params keep their Optuna names (one named like a column of ours, e.g. `value`,
+    gets a `param_` prefix); user attributes keep theirs (one that clashes with a param or such a column
+    gets an `attr_` prefix); the stored RunConfig becomes `config_json`."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         duration = t.duration.total_seconds() if t.duration is not None else None
@@ -32,11 +34,12 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "datetime_complete": t.datetime_complete,
             "duration_s": duration,
         }
-        row.update(t.params)
+        for key, value in t.params.items():  # a param named like a column of ours must not overwrite it
+            row[f"param_{key}" if key in RESERVED else key] = value
         attrs = dict(t.user_attrs)
         config = attrs.pop("config", None)
         for key, value in attrs.items():
-            row[f"attr_{key}" if key in row else key] = value
+            row[f"attr_{key}" if key in row or key in RESERVED else key] = value
         row["config_json"] = json.dumps(config, sort_keys=True) if config is not None else None
         rows.append(row)
     df = pd.DataFrame(rows)

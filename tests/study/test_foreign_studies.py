@@ -101,3 +101,24 @@ def test_parquet_export_of_a_param_with_mixed_choice_types(tmp_path: Path, capsy
     column = next(c for c in pd.read_parquet(tmp_path / "m.parquet").columns if "batch" in c)
     values = list(pd.read_parquet(tmp_path / "m.parquet")[column])
     assert sorted(v for v in values if isinstance(v, str)) == ["128", "full"] and len(values) == 3
+
+
+def test_export_keeps_its_own_columns_when_params_or_attributes_share_their_names(tmp_path: Path) -> None:
+    """A trial with params `number`, `state`, `value` came out as number 3.5, state "x", value NaN."""
+    import pandas as pd
+
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    study = optuna.create_study(study_name="names", storage=url, direction="maximize")
+    dists = {
+        "number": optuna.distributions.FloatDistribution(0, 10),
+        "state": optuna.distributions.CategoricalDistribution(["x", "y"]),
+        "value": optuna.distributions.FloatDistribution(0, 1),
+    }
+    study.add_trial(optuna.trial.create_trial(params={"number": 3.5, "state": "x", "value": 0.25},
+                                              distributions=dists, value=0.5,
+                                              user_attrs={"config_json": "mine", "number": 7}))  # fmt: skip
+    assert main(["export", "--storage", url, "--study-name", "names", "--out", str(tmp_path / "n.csv")]) == 0
+    row = pd.read_csv(tmp_path / "n.csv").iloc[0]
+    assert (row["number"], row["state"], row["value"]) == (0, "COMPLETE", 0.5)
+    assert (row["param_number"], row["param_state"], row["param_value"]) == (3.5, "x", 0.25)
+    assert row["attr_config_json"] == "mine" and row["attr_number"] == 7
