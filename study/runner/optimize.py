@@ -363,10 +363,13 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
     stored = study.get_trials(deepcopy=False)
     complete = sum(t.state == TrialState.COMPLETE for t in stored)
     todo = f"until {plan.until_complete} complete" if plan.until_complete else f"{plan.n_trials} more"
+    e = plan.base.train.epochs
+    epochs = f"{e} epochs each" if plan.space == "article" else f"{max(1, e // 2)}-{e} epochs each, sampled"
+    jobs = plan.jobs if plan.until_complete else min(plan.jobs, plan.n_trials)  # no worker without a trial
     echo(
         f"study {study.study_name!r} in {redact(plan.storage)}: {len(stored)} trials stored ({complete} complete), "
-        f"running {todo} ({plan.base.train.epochs} epochs each, train size {len(split.x_train)}, "
-        f"pruner {plan.pruner}, jobs {plan.jobs}, batch {plan.batch_trials})"
+        f"running {todo} ({epochs}, train size {len(split.x_train)}, "
+        f"pruner {plan.pruner}, jobs {jobs}, batch {plan.batch_trials})"
     )
     echo(
         study_precision(study, plan.base, n_train=len(split.x_train)).header or f"precision {plan.base.train.precision}"
@@ -383,6 +386,8 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
         log = TrialLog(total=total, bar=plan.progress)
         _optimize(plan, split, n_trials=plan.n_trials, seed=plan.base.train.seed, log=log, echo=echo)
         ran = counts(log.ran)
+        if plan.timeout is not None and len(log.ran) < total:  # say why it stopped short
+            echo(f"--timeout {plan.timeout:g} s reached after {len(log.ran)} of {total} trials")
         echo(f"this worker ran {ran}; the study holds {_complete(study)} complete")
     interrupt.check()
     fail_dead_local_trials(study)  # a worker that died meanwhile leaves nothing RUNNING behind this command

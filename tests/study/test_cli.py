@@ -358,3 +358,14 @@ def test_messages_name_where_the_mistake_came_from(cli, tmp_path):
     (tmp_path / "r0").mkdir()
     r = cli("export", "--storage", "sqlite:///x.db", "--out", "r0")
     assert r.returncode == 2 and "is a folder" in r.stderr, r.stderr  # not "must end in .csv, not 'nothing'"
+
+
+def test_the_run_header_and_end_say_what_ran(cli):
+    r = cli("run", "--storage", "sqlite:///h.db", "--study-name", "h", "--space", "accuracy", "--epochs", "2",
+            "--train-size", "300", "--device", "cpu", "--no-progress", "--trials", "500", "--timeout", "1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "1-2 epochs each, sampled" in r.stdout, r.stdout  # the accuracy space samples epochs up to --epochs
+    assert "--timeout 1 s reached after " in r.stdout and " of 500 trials" in r.stdout, r.stdout
+    r = cli("run", "--storage", "sqlite:///h2.db", "--study-name", "h", "--epochs", "2", "--train-size", "300",
+            "--device", "cpu", "--no-progress", "--trials", "1", "--jobs", "2")  # fmt: skip
+    assert r.returncode == 0 and "jobs 1," in r.stdout, r.stdout + r.stderr  # one trial: one worker
