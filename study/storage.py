@@ -41,6 +41,8 @@ def check_study_name(name: str, *, flag: str = "--study-name") -> str:
         raise UserError(f"{flag} must not be empty")
     if len(name) > MAX_STUDY_NAME:
         raise UserError(f"{flag} gives a study name {len(name)} characters long; at most {MAX_STUDY_NAME} fit")
+    if any("\ud800" <= c <= "\udfff" for c in name):  # bytes the locale could not decode (LANG=C)
+        raise UserError(f"{flag} holds bytes this locale cannot decode; use a UTF-8 locale, e.g. LANG=C.UTF-8")
     bad = next((c for c in name if not c.isprintable()), None)
     if bad is not None:
         raise UserError(f"{flag} contains the control character {bad!r}")

@@ -369,3 +369,12 @@ def test_the_run_header_and_end_say_what_ran(cli):
     r = cli("run", "--storage", "sqlite:///h2.db", "--study-name", "h", "--epochs", "2", "--train-size", "300",
             "--device", "cpu", "--no-progress", "--trials", "1", "--jobs", "2")  # fmt: skip
     assert r.returncode == 0 and "jobs 1," in r.stdout, r.stdout + r.stderr  # one trial: one worker
+
+
+def test_a_name_the_locale_cannot_decode_is_explained(tmp_path):
+    """Under LANG=C, `étude` arrives as surrogate escapes and was called "the control character '\\udcc3'"."""
+    env = dict(cli_env(), LC_ALL="C", LANG="C", PYTHONUTF8="0")
+    r = subprocess.run([sys.executable, "-m", "study", "best", "--study-name", "étude", "--storage",
+                        "sqlite:///n.db"], cwd=tmp_path, env=env, capture_output=True, timeout=120)  # fmt: skip
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 2 and "UTF-8 locale" in err and "control character" not in err, err
