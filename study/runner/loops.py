@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from mnist_fc.batched import group_by_key, train_batched
 from mnist_fc.results import EvalCallback
 from mnist_fc.trainer import TrainResult, train
+from study import interrupt
 from study.objective import Objective
 from study.runner.heartbeat import beating
 from study.runner.one_trial import log_taken_over, optimize_one, stored_state
@@ -105,6 +106,7 @@ def optimize_batched(
         # this round's asks pop their copies first.
         fail_dead_local_trials(study)
         fail_stale_trials(study)
+        interrupt.check()  # a Ctrl-C held out of database code must not ask a new round first
         with warnings.catch_warnings():  # heartbeats need study.optimize; the finally below covers crashes
             warnings.filterwarnings("ignore", message="Heartbeat of storage", category=UserWarning)
             trials = [study.ask() for _ in range(min(batch_trials, n_trials - done))]

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from study import interrupt
+
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 
 _log = logging.getLogger("optuna")  # the stream Optuna's own trial lines use, so the line sits beside them
@@ -53,6 +55,7 @@ def optimize_one(
         seen["finished_early"] = stored_state(study, trial).is_finished()
         return value
 
+    interrupt.check()  # a Ctrl-C held out of database code (study/interrupt.py) must not ask a new trial first
     try:
         study.optimize(tracked, n_trials=1, callbacks=list(callbacks), catch=catch, show_progress_bar=False)
     except Exception:
