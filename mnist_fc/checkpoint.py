@@ -23,6 +23,7 @@ import torch
 
 from mnist_fc.config import RunConfig
 from mnist_fc.errors import MnistFcError
+from mnist_fc.files import replacing
 from mnist_fc.runstate import RunState
 
 FORMAT = 1  # bump when the stored fields change
@@ -54,12 +55,10 @@ def save(path: Path, run: RunState, *, seconds: float, loop: dict[str, Any] | No
         "loop": loop,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with replacing(path) as tmp, open(tmp, "wb") as f:
         torch.save(state, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def restore(path: Path, run: RunState) -> float:

@@ -27,6 +27,7 @@ import numpy as np
 
 from mnist_fc.config import N_CLASSES, N_PIXELS, DataConfig
 from mnist_fc.errors import DataError
+from mnist_fc.files import replacing
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -433,9 +434,8 @@ def load_csv(path: str | Path, *, use_cache: bool = True) -> tuple[np.ndarray, n
     if use_cache:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, x=x, y=y, sha256=np.array(digest))
-            os.replace(tmp, cache)
+            with replacing(cache) as tmp:  # ends in .npz: np.savez adds no suffix
+                np.savez(tmp, x=x, y=y, sha256=np.array(digest))
         except OSError:
             pass  # a read-only cache is not an error
     return x, y
