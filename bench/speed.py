@@ -1,4 +1,4 @@
-"""Speed of trials, measured side by side in ONE run on one machine (the README's `## Speed` table).
+"""Speed of trials, measured side by side in ONE run on one machine (docs/speed.md's tables).
 
 Run it alone on the machine (other heavy jobs skew every number):
 

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from mnist_fc.config import N_PIXELS, DataConfig, RunConfig, TrainConfig, validate
 from mnist_fc.data import Split
 from mnist_fc.device import resolve_device, resolve_precision
+from mnist_fc.errors import ConfigError
 from mnist_fc.loss import full_batch_ce_members
 from mnist_fc.normalize import normalizer_for
 from mnist_fc.results import EvalCallback, TrainResult
@@ -89,6 +90,25 @@ def group_by_key(cfgs: Sequence[RunConfig]) -> list[list[int]]:
     return list(groups.values()) + alone
 
 
+# What batch_key's tuple holds, for saying which one two configs differ in.
+_KEY_FIELDS = ("data", "epochs", "eval_every", "device", "precision", "allow_bf16_auto", "deterministic", "seed")
+
+
+def _check_one_batch(cfgs: Sequence[RunConfig]) -> None:
+    """ConfigError naming the config, and the field, that keeps `cfgs` from training as one batch."""
+    first = batch_key(cfgs[0])
+    for i, cfg in enumerate(cfgs):
+        key = batch_key(cfg)
+        if key is None:
+            raise ConfigError(
+                f"config {i} cannot train in a batch (dropout or minibatch training): train it alone with fit()"
+            )
+        if key != first:
+            assert isinstance(key, tuple) and isinstance(first, tuple)
+            field = next(n for n, a, b in zip(_KEY_FIELDS, first, key, strict=True) if a != b)
+            raise ConfigError(f"configs 0 and {i} differ in {field}, which a batch shares: train them apart")
+
+
 def train_batched(
     cfgs: Sequence[RunConfig],
     *,
@@ -98,20 +118,18 @@ def train_batched(
     """Train every config in `cfgs` in one loop; the i-th result equals `train(cfgs[i], ...)` alone
     (with precision "auto": alone at the batch's measured choice, `result.precision`).
 
-    All configs must share one `batch_key` (ValueError otherwise). A member that diverges or is
+    All configs must share one `batch_key` (ConfigError otherwise, naming what differs). A member that diverges or is
     stopped by its callback leaves the batch at that check; the others go on. `seconds` of each
     result is the wall time of the whole batch up to the member's last epoch (the cost is shared).
     """
     if not cfgs:
         return []
-    keys = {batch_key(c) for c in cfgs}
-    if None in keys or len(keys) != 1:
-        raise ValueError("train_batched needs configs with one common batch key (see mnist_fc.batched.batch_key)")
+    for cfg in cfgs:
+        validate(cfg)  # before batch_key reads them
+    _check_one_batch(cfgs)
     callbacks: list[EvalCallback | None] = list(on_eval) if on_eval is not None else [None] * len(cfgs)
     if len(callbacks) != len(cfgs):
-        raise ValueError("on_eval needs one callback (or None) per config")
-    for cfg in cfgs[1:]:
-        validate(cfg)  # the members' own values (the first one's are checked by prepare)
+        raise ConfigError(f"on_eval needs one callback (or None) per config: {len(callbacks)} for {len(cfgs)}")
     fold = len({_input_affine(c) for c in cfgs}) > 1
     widths = [c.model.n_units_l1 for c in cfgs]  # "auto" probes the concatenated first layer, once
     if fold:  # one tensor of raw pixels for all; each member normalises inside its first layer

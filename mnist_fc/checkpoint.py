@@ -16,13 +16,14 @@ before them (no such keys) still resumes, since the full-batch loop has neither.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mnist_fc.config import RunConfig
-from mnist_fc.errors import MnistFcError
+from mnist_fc.errors import ConfigError, MnistFcError
 from mnist_fc.files import replacing
 from mnist_fc.runstate import RunState
 
@@ -69,6 +70,22 @@ def restore(path: Path, run: RunState) -> float:
 def resume(path: Path, run: RunState) -> tuple[float, dict[str, Any]]:
     """`restore`, and also return the loop's own state saved with it ({} when it saved none)."""
     state = load(path, run.cfg)
+    if missing := [k for k in _REQUIRED if k not in state]:
+        raise CheckpointError(f"checkpoint {path} is damaged: it has no {missing[0]!r} entry")
+    e = state["epoch"]
+    if not isinstance(e, int) or not 0 <= e <= run.cfg.train.epochs:
+        raise CheckpointError(f"checkpoint {path} is damaged: epoch {e!r} of a {run.cfg.train.epochs}-epoch run")
+    try:
+        return _apply(path, state, run)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:  # shapes, dtypes, a crafted file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"checkpoint {path} is damaged ({first}); delete it to start again") from None
+
+
+_REQUIRED = ("epoch", "seconds", "model", "optimizer", "losses", "correct", "curves", "val", "flags", "plateau", "rng")
+
+
+def _apply(path: Path, state: dict[str, Any], run: RunState) -> tuple[float, dict[str, Any]]:
     if (run.seen is None) != (state.get("seen") is None):  # a full-batch config can take either loop
         raise CheckpointError(
             f"checkpoint {path} was written by the other training loop (full-batch vs minibatch); "
@@ -94,7 +111,7 @@ def resume(path: Path, run: RunState) -> tuple[float, dict[str, Any]]:
     run.plateau_exit, run.scanned = state["plateau"]
     run.epochs_run = e
     torch.set_rng_state(state["rng"])
-    if state["cuda_rng"] is not None and torch.cuda.is_available():
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return float(state["seconds"]), dict(state.get("loop") or {})
 
@@ -103,14 +120,24 @@ def path_to_use(checkpoint: str | Path | None, checkpoint_every: int) -> Path | 
     """The loops' checkpoint arguments checked once: a path needs a positive interval."""
     if checkpoint is None:
         return None
-    if checkpoint_every < 1:
-        raise ValueError("checkpoint_every must be >= 1 when a checkpoint path is given")
-    return Path(checkpoint)
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ConfigError(
+            f"checkpoint_every must be a whole number >= 1 with a checkpoint path, not {checkpoint_every!r}"
+        )
+    path = Path(checkpoint)
+    try:  # now, not after the first checkpoint_every epochs have trained
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot make its folder {path.parent} ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder: give a checkpoint file path")
+    return path
 
 
 def read(path: Path) -> dict[str, Any]:
     """The checkpoint at `path` as stored, whatever its config (e.g. to draw a run still going);
     CheckpointError (one line) if it cannot be read or is not a checkpoint."""
+    _check_archive(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # tensors, dicts, numbers only
     except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
@@ -121,6 +148,22 @@ def read(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a mnist_fc checkpoint (format {FORMAT})")
     return state
+
+
+def _check_archive(path: Path) -> None:
+    """torch.save writes a zip archive, and torch.load does not check its CRCs: a flipped byte in the
+    weights would resume silently with other weights. A file that is not a zip is not ours."""
+    try:
+        if not zipfile.is_zipfile(path):
+            if path.is_file():
+                raise CheckpointError(f"{path} is not a mnist_fc checkpoint (not a PyTorch zip archive)")
+            return  # a folder or a missing file: torch.load says which
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path} is corrupt: {bad} fails its checksum; delete it to start again")
 
 
 def load(path: Path, cfg: RunConfig) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,16 @@ N_CLASSES = 10  # digits 0-9: the last layer's width
 ARTICLE_EPOCHS = 50_000  # the article's full-batch run (on a GPU)
 DEFAULT_EPOCHS = 500  # a TrainConfig without `epochs`: keeps one CPU run to minutes (the study layer
 # picks its own per-trial default by device, see study/defaults.py)
+
+# Bounds of the numeric fields (also the CLI's flag bounds, study/commands/args.py): beyond them only
+# overflows and out-of-memory errors deep inside torch or numpy are left.
+MAX_EPOCHS = 10_000_000  # the article ran 50,000
+MAX_UNITS = 1 << 16  # hidden layer width
+MAX_SEED = 2**32 - 1  # numpy's RandomState (Optuna's samplers) takes no more
+MAX_COUNT = 10_000_000  # images (train size, validation size, batch size), trials, ...
+MAX_REAL = 1e6  # lr, weight decay, momentum, init mean/std, input shift/scale
+MAX_PIXELS = 28.0  # augmentation shift / elastic sigma: the image is 28 pixels wide
+MAX_DEGREES = 180.0  # augmentation rotation / shear
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "gelu", "silu")
 INIT_DISTRIBUTIONS = ("normal", "uniform")
@@ -152,6 +163,10 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         """The RunConfig stored as `d` (RunConfig.to_dict); ConfigError if `d` is not one (damaged or foreign)."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"not a stored run configuration (a {type(d).__name__}, not a mapping)")
+        if unknown := sorted(map(str, set(d) - {"model", "data", "train"})):  # a misspelt section: not ignored
+            raise ConfigError(f"not a stored run configuration (unknown section {unknown[0]!r}: model, data, train)")
         try:
             return cls(
                 model=model_config_from_dict(d.get("model", {})),
@@ -159,7 +174,8 @@ class RunConfig:
                 train=TrainConfig(**d.get("train", {})),
             )
         except (TypeError, AttributeError, ValueError) as e:  # not a dict, unknown or missing fields
-            raise ConfigError(f"not a stored run configuration ({str(e)[:80]})") from None
+            first = (str(e).splitlines() or [type(e).__name__])[0]
+            raise ConfigError(f"not a stored run configuration ({first[:200]})") from None
 
 
 def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
@@ -181,11 +197,52 @@ def article_preset(**train_overrides: Any) -> RunConfig:
     )
 
 
+_KINDS = {"bool": "true or false", "int": "a whole number", "float": "a finite number", "str": "a string"}
+
+
+def _has_kind(value: object, kind: str) -> bool:
+    """Whether `value` is of the annotated kind: no bool for a number (True is an int in Python), no string
+    for a bool ("False" is truthy), no NaN or infinity for a float; numpy scalars count as numbers."""
+    boolean = isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")  # numpy's bool too
+    if kind == "bool":
+        return boolean
+    if boolean:
+        return False
+    if kind == "int":
+        return isinstance(value, numbers.Integral)
+    if kind == "float":
+        return isinstance(value, numbers.Real) and math.isfinite(value)
+    return isinstance(value, str)
+
+
+def check_types(cfg: RunConfig) -> None:
+    """ConfigError naming the first field whose value is not of its annotated type (a config built in
+    Python or read from JSON/YAML is not checked by the dataclass itself: "False" would mean True)."""
+    for part in ("model", "data", "train"):
+        section = getattr(cfg, part)
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            kind, _, none = str(f.type).partition(" | ")
+            if value is None and none == "None":
+                continue
+            if not _has_kind(value, kind):
+                want = _KINDS[kind] + (" or None" if none else "")
+                raise ConfigError(f"{part}.{f.name} must be {want}, not {shown_value(value)}")
+
+
+def shown_value(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def validate(cfg: RunConfig) -> None:
-    """Raise ValueError with a one-line message for any value that cannot be trained."""
+    """Raise ConfigError with a one-line message for any value that cannot be trained or would be ignored."""
+    check_types(cfg)
     m, d, t = cfg.model, cfg.data, cfg.train
     checks = [
         (m.n_units_l1 >= 1 and m.n_units_l2 >= 1, "hidden sizes must be >= 1"),
+        (max(m.n_units_l1, m.n_units_l2) <= MAX_UNITS, f"hidden sizes must be <= {MAX_UNITS}"),
+        (abs(m.init_mean) <= MAX_REAL and m.init_std <= MAX_REAL, f"init mean and std must be within +-{MAX_REAL:g}"),
         (m.activation in ACTIVATIONS, f"unknown activation {m.activation!r} (choose from {', '.join(ACTIVATIONS)})"),
         (
             m.init_distribution in INIT_DISTRIBUTIONS,
@@ -203,25 +260,39 @@ def validate(cfg: RunConfig) -> None:
         ),
         (d.source in ("embedded", "csv"), f"unknown data source {d.source!r} (embedded or csv)"),
         (d.source != "csv" or (d.train_csv and d.test_csv), "CSV data needs both a train and a test CSV file"),
-        (d.train_size is None or d.train_size >= 10, "train size must be >= 10"),
-        (math.isfinite(d.input_shift), "input shift must be finite"),
-        (math.isfinite(d.input_scale) and d.input_scale != 0, "input scale must be finite and not 0"),
-        (t.epochs >= 1, "epochs must be >= 1"),
-        (t.lr > 0, "learning rate must be > 0"),
-        (t.momentum >= 0, "momentum must be >= 0"),
-        (t.weight_decay >= 0, "weight decay must be >= 0"),
-        (t.eval_every >= 1, "eval-every must be >= 1"),
-        (t.stop_margin is None or t.stop_margin >= 0, "stop margin must be >= 0"),
-        (d.subset_seed is None or d.subset_seed >= 0, "subset seed must be >= 0"),
+        (
+            d.source == "csv" or (d.train_csv is None and d.test_csv is None),
+            f"CSV files are read only with source 'csv', not {d.source!r} (they would be ignored)",
+        ),
+        (d.train_size is None or 10 <= d.train_size <= MAX_COUNT, f"train size must be in [10, {MAX_COUNT}]"),
+        (1 <= d.validation_size <= MAX_COUNT, f"validation size must be in [1, {MAX_COUNT}]"),
+        (
+            d.subset_seed is None or d.train_size is not None,
+            "a subset seed needs a train size (it seeds the subsample; it would be ignored)",
+        ),
+        (abs(d.input_shift) <= MAX_REAL, f"input shift must be within +-{MAX_REAL:g}"),
+        (d.input_scale != 0 and abs(d.input_scale) <= MAX_REAL, f"input scale must be non-zero, within +-{MAX_REAL:g}"),
+        (1 <= t.epochs <= MAX_EPOCHS, f"epochs must be in [1, {MAX_EPOCHS}]"),
+        (0 < t.lr <= MAX_REAL, f"learning rate must be > 0 and <= {MAX_REAL:g}"),
+        (0 <= t.momentum <= MAX_REAL, f"momentum must be >= 0 and <= {MAX_REAL:g}"),
+        (0 <= t.weight_decay <= MAX_REAL, f"weight decay must be >= 0 and <= {MAX_REAL:g}"),
+        (1 <= t.eval_every <= MAX_EPOCHS, f"eval-every must be in [1, {MAX_EPOCHS}]"),
+        (t.stop_margin is None or 0 <= t.stop_margin <= MAX_EPOCHS, f"stop margin must be in [0, {MAX_EPOCHS}]"),
+        (0 <= t.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}]"),
+        (d.subset_seed is None or 0 <= d.subset_seed <= MAX_SEED, f"subset seed must be in [0, {MAX_SEED}]"),
         (t.optimizer in OPTIMIZERS, f"unknown optimizer {t.optimizer!r} (choose from {', '.join(OPTIMIZERS)})"),
         (t.optimizer != "nesterov" or t.momentum > 0, "the nesterov optimizer needs momentum > 0"),
         (
             t.momentum == 0 or t.optimizer in ("sgd", "nesterov"),
             f"momentum applies to sgd and nesterov, not {t.optimizer} (it would be ignored)",
         ),
-        (t.batch_size is None or t.batch_size >= 1, "batch size must be >= 1"),
+        (t.batch_size is None or 1 <= t.batch_size <= MAX_COUNT, f"batch size must be in [1, {MAX_COUNT}]"),
+        (
+            t.batch_size != 1 or not m.batchnorm,
+            "BatchNorm needs batches of at least 2 images (batch size 1 has no batch statistics)",
+        ),
         (t.schedule in SCHEDULES, f"unknown schedule {t.schedule!r} (choose from {', '.join(SCHEDULES)})"),
-        (t.warmup_epochs >= 0, "warm-up epochs must be >= 0"),
+        (0 <= t.warmup_epochs <= MAX_EPOCHS, f"warm-up epochs must be in [0, {MAX_EPOCHS}]"),
         (t.warmup_epochs == 0 or t.schedule != "none", "warm-up needs a schedule: cosine or onecycle"),
         (0.0 <= t.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
         (0.0 <= t.ema_decay < 1.0, "EMA decay must be in [0, 1)"),
@@ -230,7 +301,14 @@ def validate(cfg: RunConfig) -> None:
             "augmentation amounts must be >= 0",
         ),
         (t.aug_scale < 1.0, "augmentation scale must be < 1"),
-        (t.aug_elastic_sigma > 0, "elastic sigma must be > 0"),
+        (t.aug_shift <= MAX_PIXELS, f"augmentation shift must be <= {MAX_PIXELS:g} pixels"),
+        (max(t.aug_rotate, t.aug_shear) <= MAX_DEGREES, f"augmentation rotation and shear must be <= {MAX_DEGREES:g}"),
+        (t.aug_elastic_alpha <= MAX_REAL, f"elastic alpha must be <= {MAX_REAL:g}"),
+        (0 < t.aug_elastic_sigma <= MAX_PIXELS, f"elastic sigma must be > 0 and <= {MAX_PIXELS:g} pixels"),
+        (
+            t.aug_elastic_alpha > 0 or t.aug_elastic_sigma == TrainConfig.aug_elastic_sigma,
+            "elastic sigma shapes elastic distortions: it needs an elastic alpha > 0 (it would be ignored)",
+        ),
         (0 <= t.aug_clean_epochs <= t.epochs, "clean epochs must be in [0, epochs]"),
         (t.aug_clean_epochs == 0 or t.augments(), "clean epochs need augmentation to switch off"),
         (t.device in DEVICES, f"unknown device {t.device!r} (choose from {', '.join(DEVICES)})"),

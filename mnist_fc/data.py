@@ -49,17 +49,59 @@ class Split:
     y_test: np.ndarray
 
 
+def check_split(split: Split, cfg: DataConfig) -> None:
+    """DataError (one line) unless `split`, built by a caller rather than `load_split`, is what the loops
+    need and what `cfg` records: (n, 784) raw 0-255 pixels, integer labels 0-9 of the same count, some
+    images in every part, and `cfg.train_size` training rows when it names a size (the result records it)."""
+    if not isinstance(split, Split):
+        raise DataError(f"split must be a mnist_fc.data.Split, not {type(split).__name__}")
+    parts = (
+        ("training", split.x_train, split.y_train),
+        ("validation", split.x_val, split.y_val),
+        ("test", split.x_test, split.y_test),
+    )
+    for what, x, y in parts:
+        if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+            raise DataError(f"split: {what} images and labels must be numpy arrays, not {type(x).__name__}")
+        if x.ndim != 2 or x.shape[1] != N_PIXELS:
+            raise DataError(f"split: {what} images must have shape (n, {N_PIXELS}), not {x.shape}")
+        if y.shape != (len(x),):
+            raise DataError(f"split: {len(x)} {what} images but labels of shape {y.shape}")
+        if len(x) == 0:
+            raise DataError(f"split: no {what} images")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= N_CLASSES:
+            raise DataError(f"split: {what} labels must be whole numbers 0-9")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise DataError(f"split: {what} pixels must be numbers, not {x.dtype}")
+        low, high = float(x.min()), float(x.max())
+        if not (np.isfinite(low) and np.isfinite(high) and low >= -1e-3 and high <= 255 + 1e-3):  # deskew rounds
+            raise DataError(f"split: {what} pixels must be raw values in 0-255, not {low:g} to {high:g}")
+        if np.issubdtype(x.dtype, np.floating) and 0 < high <= 1:  # normalised twice: a silent mis-scaling
+            raise DataError(f"split: {what} pixels look scaled to 0-1; mnist_fc expects raw 0-255 values")
+    if cfg.train_size is not None and len(split.x_train) != cfg.train_size:
+        raise DataError(f"split: {len(split.x_train)} training images, but the config's train_size is {cfg.train_size}")
+
+
 def embedded_dir() -> Path:
     """Folder of the MNIST files shipped inside the package."""
     return Path(str(resources.files("mnist_fc") / "datasets"))
 
 
 def _read_sums(path: Path) -> dict[str, str]:
+    """`sha256sum` output: one "DIGEST  NAME" per line; DataError if missing or not that."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else "not a text file"
+        raise DataError(f"{path}: cannot read the checksums ({reason})") from None
     sums = {}
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
-            digest, name = line.split()
-            sums[name.lstrip("*")] = digest
+            parts = line.split()
+            if len(parts) != 2 or len(parts[0]) != 64:
+                raise DataError(f"{path}: line {number} is not 'SHA256  FILE' (sha256sum's format)")
+            digest, name = parts
+            sums[name.lstrip("*")] = digest.lower()
     return sums
 
 
@@ -92,7 +134,9 @@ def read_idx(path: str | Path, *, sha256: str | None = None) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _load_idx_dir(folder: str, verify: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _load_idx_dir(
+    folder: str, verify: bool, signature: tuple[tuple[int, int], ...] = ()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     base = Path(folder)
     sums = _read_sums(base / "SHA256SUMS") if verify else {}
     arrays = {}
@@ -119,7 +163,24 @@ def load_embedded(folder: str | Path | None = None) -> tuple[np.ndarray, np.ndar
 
     Cached in-process: a second call costs nothing.
     """
-    return _load_idx_dir(str(folder or embedded_dir()), True)
+    base = Path(folder) if folder is not None else embedded_dir()
+    if not base.is_dir():
+        raise DataError(f"{base}: no such data folder")
+    base = base.resolve()
+    return _load_idx_dir(str(base), True, _signature(base))
+
+
+def _signature(base: Path) -> tuple[tuple[int, int], ...]:
+    """Size and mtime of each file: part of the cache key, so a file replaced in this process is read
+    (and verified) again rather than served from the cache."""
+    out = []
+    for name in ("SHA256SUMS", *IDX_FILES.values()):
+        try:
+            st = (base / name).stat()
+            out.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((-1, -1))  # missing: the load says so
+    return tuple(out)
 
 
 def _csv_cache_dir() -> Path:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from mnist_fc.config import ACTIVATIONS, INIT_DISTRIBUTIONS, INIT_SCALINGS, ModelConfig, model_config_from_dict
+from mnist_fc.data import file_sha256
 from mnist_fc.deskew import Deskew
 from mnist_fc.errors import ModelFileError
 from mnist_fc.files import replacing, with_suffix, write_text
@@ -27,6 +28,9 @@ from mnist_fc.normalize import Normalizer
 
 SHIFT_KEY, SCALE_KEY = "input_shift", "input_scale"
 ONNX_OPSET = 17
+# SHA-256 of the weights file (and of the ONNX file, when `final` wrote one beside it), kept in the JSON:
+# safetensors and ONNX carry no checksum, so a flipped byte in a weight would load and run without a word.
+WEIGHTS_HASH, ONNX_HASH = "weights_sha256", "onnx_sha256"
 
 
 class PixelNet(nn.Module):
@@ -64,10 +68,22 @@ def save_pixelnet(model: PixelNet, stem: str | Path, *, meta: dict[str, Any]) ->
     from safetensors.torch import save_file
 
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = {"safetensors": with_suffix(stem, ".safetensors"), "json": with_suffix(stem, ".json")}
+    # Both checks before either file is written: the pair is whole, or nothing is written.
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{paths['json']}: meta cannot be written as JSON ({e})") from None
+    described = model_config(meta, paths["json"])
+    if tuple(getattr(described, k) for k in INFERENCE_FIELDS) != tuple(
+        getattr(model.net.cfg, k) for k in INFERENCE_FIELDS
+    ):
+        raise ModelFileError(f"{paths['json']}: meta's config.model does not describe this network")
+    stem.parent.mkdir(parents=True, exist_ok=True)
     with replacing(paths["safetensors"]) as tmp:
         save_file(_tensors(model), str(tmp), metadata={"format": "mnist-study PixelNet"})
+        digest = file_sha256(tmp)
+    meta = dict(meta, **{WEIGHTS_HASH: digest})
     write_text(paths["json"], json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return paths
 
@@ -76,6 +92,7 @@ def export_onnx(model: PixelNet, path: str | Path) -> Path:
     """ONNX graph of pixels (N, 784) float32 -> logits (N, 10), batch size dynamic."""
     path = Path(path)
     model = model.cpu().eval()
+    path.parent.mkdir(parents=True, exist_ok=True)  # as save_pixelnet does
     with replacing(path) as tmp:
         torch.onnx.export(
             model,
@@ -224,6 +241,34 @@ def check_tensors(tensors: dict[str, torch.Tensor], model: PixelNet, where: Path
             raise ModelFileError(f"{where}: tensor {name!r} (a variance) holds negative values")
 
 
+def check_hash(path: Path, recorded: object, where: Path) -> None:
+    """ModelFileError unless `path` has the SHA-256 its JSON (`where`) recorded; files saved before the
+    hash was recorded (no entry) are not checked."""
+    if recorded is None:
+        return
+    if not isinstance(recorded, str):
+        raise ModelFileError(f"{where}: the recorded SHA-256 of {path.name} is not a string")
+    try:
+        actual = file_sha256(path)
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read ({e.strerror})") from None
+    if actual != recorded.lower():
+        raise ModelFileError(f"{path}: SHA-256 differs from the one recorded in {where.name} (corrupt or replaced)")
+
+
+def check_onnx(path: str | Path) -> None:
+    """The ONNX file against the SHA-256 that `final` recorded in the JSON beside it, when there is one."""
+    path = Path(path)
+    config = with_suffix(path.with_suffix(""), ".json")
+    if config.is_file():
+        try:
+            meta = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return  # not this model's JSON, or not readable: nothing recorded to check against
+        if isinstance(meta, dict):
+            check_hash(path, meta.get(ONNX_HASH), config)
+
+
 def load_pixelnet(path: str | Path) -> tuple[PixelNet, dict[str, Any]]:
     """The saved model and its JSON metadata; weights read with safetensors only, then checked."""
     from safetensors import SafetensorError
@@ -232,6 +277,7 @@ def load_pixelnet(path: str | Path) -> tuple[PixelNet, dict[str, Any]]:
     weights, config = _resolve(path)
     meta = load_meta(path)
     model_cfg = model_config(meta, config)
+    check_hash(weights, meta.get(WEIGHTS_HASH), config)
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as e:

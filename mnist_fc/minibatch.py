@@ -149,10 +149,16 @@ def _loop(
     spent = 0.0
     if checkpoint is not None and checkpoint.exists():  # after the scheduler: it rewrites the optimiser's lr
         spent, loop = ckpt.resume(checkpoint, run)
-        sched.load_state_dict(loop["scheduler"])
-        gen.set_state(loop["generator"])
-        if ema is not None:
-            ema.load_state_dict(loop["ema"])
+        try:
+            sched.load_state_dict(loop["scheduler"])
+            gen.set_state(loop["generator"])
+            if ema is not None:
+                ema.load_state_dict(loop["ema"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a damaged or crafted loop entry
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise ckpt.CheckpointError(
+                f"checkpoint {checkpoint} is damaged ({first}); delete it to start again"
+            ) from None
 
     def loop_state() -> dict[str, Any]:
         """What the next epoch depends on beyond RunState (global RNGs: saved by checkpoint.save)."""

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_fc.config import N_PIXELS, RunConfig, validate
-from mnist_fc.data import Split, load_split
+from mnist_fc.data import Split, check_split, load_split
 from mnist_fc.device import resolve_device, resolve_precision
+from mnist_fc.errors import DataError
 from mnist_fc.normalize import Normalizer, normalizer_for
 from mnist_fc.precision import choose_precision, first_layer_shapes
 
@@ -107,6 +108,10 @@ def prepare(cfg: RunConfig, split: Split | None, *, widths: Sequence[int] | None
     device = resolve_device(cfg.train.device)
     if split is None:
         split = load_split(cfg.data, seed=cfg.train.seed)  # DataConfig.subset_seed, when set, wins
+    else:
+        check_split(split, cfg.data)  # a caller's arrays: checked here, not as a torch error mid-epoch
+    if cfg.model.batchnorm and len(split.x_train) < 2:
+        raise DataError(f"BatchNorm needs at least 2 training images; this run has {len(split.x_train)}")
     rows = len(split.x_train)
     if cfg.train.batch_size is not None:  # the minibatch loop's GEMMs have batch_size rows
         rows = min(rows, cfg.train.batch_size)

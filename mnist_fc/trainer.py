@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnist_fc.config import RunConfig
+from mnist_fc.config import RunConfig, validate
 from mnist_fc.data import Split
+from mnist_fc.errors import ConfigError
 from mnist_fc.fullbatch import fit_fullbatch
 from mnist_fc.minibatch import fit_minibatch
 from mnist_fc.results import Curves, EvalCallback, Fitted, LogFn, TrainResult
@@ -43,6 +44,9 @@ def fit(
     Divergence (a non-finite training loss) stops the run at the next check, within `eval_every`
     epochs, and sets `diverged`.
     """
+    if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 0:
+        raise ConfigError(f"log_every must be a whole number >= 0 (0 = never), not {log_every!r}")
+    validate(cfg)  # before the dispatch reads the config: "0.1" > 0 would be a TypeError, not a ConfigError
     loop = fit_minibatch if cfg.train.uses_minibatch_loop() else fit_fullbatch
     return loop(
         cfg,

@@ -35,6 +35,7 @@ from mnist_fc.config import OPTIMIZERS, PRECISIONS, RunConfig
 from mnist_fc.export import load_meta
 from mnist_fc.precision import cpu_flags
 from mnist_fc.trainer import fit
+from study.commands.args import redact_argv
 from study.runner.final import hardware
 from study.spaces import AUG_AT_STRENGTH_1
 
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         print(line, flush=True)
         print(line, file=log_file, flush=True)
 
-    log(f"$ {shlex.join([sys.executable, *sys.argv])}")
+    log(f"$ {shlex.join([sys.executable, *redact_argv(sys.argv)])}")
 
     def on_eval(epoch: int, metrics: dict[str, float]) -> bool:
         log(f"epoch {epoch}: val acc {metrics['val_accuracy']:.4f}, val loss {metrics['val_loss']:.4f}")
@@ -207,7 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "params": params,
         "result": summary,
-        "command": shlex.join(["python", "scripts/accuracy_pilot.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": shlex.join(
+            ["python", "scripts/accuracy_pilot.py", *redact_argv(argv if argv is not None else sys.argv[1:])]
+        ),
         "machine": {
             **hardware(),  # the same record `final` writes into a model's JSON
             "cpu_flags": sorted(f for f in cpu_flags() if f.startswith(("amx", "avx512_bf16", "avx512f"))),

@@ -59,7 +59,12 @@ TRAIN_ACCURACY_MARK = 0.99
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=ARTICLE_EPOCHS, help=f"default {ARTICLE_EPOCHS} (the article's)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto = bf16 on CUDA, fp32 on CPU")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto = the faster of fp32 and bf16 as measured on this machine (cached probe)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--checkpoint", type=Path, help="checkpoint file: written every --checkpoint-every epochs, resumed")
     p.add_argument("--checkpoint-every", type=int, default=500, help="epochs between checkpoints (default 500)")

@@ -8,7 +8,6 @@ optuna and pandas inside their `run` only, so that `--help` and the command list
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import re
 import signal
@@ -16,7 +15,7 @@ import sys
 import traceback
 
 from study.commands import best, dashboard, design, evaluate, export, final, report, run, train
-from study.errors import USER_ERRORS
+from study.errors import USER_ERRORS, environment_error, path_error
 
 # Every command module has `add_parser(sub)`, which sets `func`; a new command is one more entry here.
 COMMANDS = [run, train, best, final, evaluate, dashboard, report, export, design]
@@ -56,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mnist-study",
         description="Hyperparameter studies of fully connected MNIST classifiers.",
         epilog="Run 'mnist-study COMMAND --help' for a command's flags and examples. The storage defaults to "
-        "$OPTUNA_STORAGE when set, else sqlite:///studies.db.",
+        "$OPTUNA_STORAGE when set, else sqlite:///studies.db (design: sqlite:///claims.db).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
@@ -84,51 +83,6 @@ def one_line(e: BaseException) -> str:
     text = str(e).strip()
     line = text.splitlines()[0] if text else type(e).__name__
     return _NUMPY_SCALAR.sub(r"\1", line)
-
-
-# Failures of the machine, not of mnist-study: a full disk, a read-only or vanished database file.
-# They reach us wrapped in whatever layer was writing (SQLAlchemy, sqlite3, Optuna, torch.save), so
-# they are recognised by the operating system's words in the message chain.
-_ENVIRONMENT = (
-    ("database or disk is full", "the disk holding the storage is full"),
-    ("no space left on device", "the disk is full"),
-    ("attempt to write a readonly database", "the storage is read-only"),
-    ("read-only file system", "the file system is read-only"),
-    ("disk i/o error", "the disk reported an I/O error"),
-)
-
-
-def environment_error(e: BaseException) -> str | None:
-    """A one-line explanation when `e` (or an exception it wraps) is the machine's fault, else None."""
-    seen: set[int] = set()
-    cur: BaseException | None = e
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        text = str(cur).lower()
-        for needle, meaning in _ENVIRONMENT:
-            if needle in text:
-                return (
-                    f"{meaning}; the trial it was writing is marked FAILED (or, if even that could not be "
-                    "written, failed by the next run). Fix it, then rerun: --until-complete N resumes the study"
-                )
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
-# A file or folder the user named that cannot be read or written: the path and the system's words are
-# the whole story (a --out on a read-only or virtual file system, a folder where a file belongs).
-_PATH_ERRNOS = {
-    errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS, errno.EEXIST,
-    errno.ENAMETOOLONG, errno.ELOOP,
-}  # fmt: skip
-
-
-def path_error(e: BaseException) -> str | None:
-    """`PATH: reason` when `e` is the operating system refusing a named path, else None."""
-    if not isinstance(e, OSError) or e.errno not in _PATH_ERRNOS or e.filename is None:
-        return None
-    where = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else f"{e.filename}"
-    return f"{where}: {e.strerror or e}"
 
 
 def stdout_to_devnull() -> None:

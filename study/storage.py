@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import time
 import warnings
@@ -53,10 +54,13 @@ def check_study_name(name: str, *, flag: str = "--study-name") -> str:
     return name
 
 
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)  # libpq takes ?password=... too
+
+
 def redact(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print or log."""
+    """The URL with any password (user:PASSWORD@ or ?password=) replaced by ***, safe to print or log."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        return _QUERY_PASSWORD.sub(r"\1***", sa.engine.make_url(url).render_as_string(hide_password=True))
     except Exception:
         return "<unparseable storage URL>"
 
@@ -68,8 +72,14 @@ def _check_url(url: str) -> sa.URL:
     try:
         parsed = sa.engine.make_url(url)
         backend = parsed.get_backend_name()
-    except Exception:
+    except Exception as e:
+        if "://" in url and "invalid literal for int()" in str(e):  # the form is right; its port is not
+            raise UserError(
+                f"invalid storage URL: its port (or an IPv6 host's brackets) is not valid ({hint})"
+            ) from None
         raise UserError(f"invalid storage URL: not of the form dialect+driver://... ({hint})") from None
+    if backend == "postgres":  # Heroku's spelling, which SQLAlchemy dropped
+        raise UserError(f"unsupported storage backend 'postgres': write postgresql+psycopg://... ({hint})")
     if backend not in ("sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql"):
         raise UserError(f"unsupported storage backend {backend!r} in {redact(url)!r} ({hint})")
     if backend == "sqlite":
@@ -216,8 +226,8 @@ def check_sqlite_file(path: Path, *, write: bool) -> None:
     _check_not_foreign(path, tables, study_cols)
 
 
-def _check_not_foreign(path: Path, tables: set[str], study_cols: set[str]) -> None:
-    """A non-empty SQLite file that is not an Optuna storage belongs to someone else: never add tables to it."""
+def _check_not_foreign(path: Path, tables: set[str], study_cols: set[str], *, kind: str = "sqlite") -> None:
+    """A non-empty database that is not an Optuna storage belongs to someone else: never add tables to it."""
     if not tables:
         return
     optuna_studies = {"study_id", "study_name"} <= study_cols
@@ -230,9 +240,28 @@ def _check_not_foreign(path: Path, tables: set[str], study_cols: set[str]) -> No
     foreign = sorted(tables - OPTUNA_TABLES - OWN_TABLES) or sorted(tables)
     shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
     raise UserError(
-        f"{path} is a SQLite database of another application (tables: {shown}), not an Optuna study storage; "
-        "give a new file for the study (nothing was written)"
+        f"{path} is a {'SQLite' if kind == 'sqlite' else kind} database of another application (tables: {shown}), "
+        f"not an Optuna study storage; give a new {'file' if kind == 'sqlite' else 'database'} for the study "
+        "(nothing was written)"
     )
+
+
+def _check_server_database(url: str, parsed: sa.URL) -> None:
+    """A server database (PostgreSQL, ...) that holds another application's tables and none of Optuna's
+    gets no Optuna tables added, as a foreign SQLite file gets none. A database that cannot be reached
+    is left to RDBStorage, whose error says why."""
+    try:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            inspector = sa.inspect(engine)
+            tables = set(inspector.get_table_names())
+            study_cols = {c["name"] for c in inspector.get_columns("studies")} if "studies" in tables else set()
+        finally:
+            engine.dispose()
+    except Exception:
+        return
+    where = redact(url)
+    _check_not_foreign(Path(where), tables, study_cols, kind=parsed.get_backend_name())
 
 
 def _prepare_sqlite(path: str, *, create: bool) -> None:
@@ -325,6 +354,8 @@ def open_storage(
                 raise UserError(f"cannot open SQLite storage {db}: {e}") from None
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None}
         kwargs["poolclass"] = sa.pool.NullPool  # one connection per session: threads (heartbeat) never share one
+    elif create:
+        _check_server_database(url, parsed)
     last: Exception | None = None
     for attempt in range(INIT_ATTEMPTS):
         try:
@@ -357,6 +388,8 @@ def open_storage(
         reason = f"the {parsed.get_backend_name()} driver {driver!r} is not installed"
         if parsed.get_backend_name() == "postgresql":
             reason += " (pip install 'mnist-study[postgres]', then use postgresql+psycopg://...)"
+        elif parsed.get_backend_name() in ("mysql", "mariadb"):
+            reason += " (pip install pymysql, then use mysql+pymysql://...)"
     elif not create and ("no such table" in reason or ("relation" in reason and "does not exist" in reason)):
         reason = "not an Optuna study database (no Optuna tables)"
     raise UserError(f"cannot open storage {redact(url)}: {reason}") from None
@@ -403,6 +436,25 @@ def check_direction(study: optuna.Study) -> optuna.Study:
         raise UserError(
             f"study {study.study_name!r} has {what}: not a study of mnist-study, whose one objective is "
             "validation accuracy, maximised; choose another study name"
+        )
+    return study
+
+
+def check_ours(study: optuna.Study) -> optuna.Study:
+    """`check_direction`, and before anything is added to it: its finished trials are this tool's.
+
+    A maximised study made elsewhere (optuna.create_study + optimize) holds trials without a run
+    configuration; adding ours would mix two objectives in one study, and its report would crash on the
+    foreign params. Reading such a study (export) stays allowed."""
+    check_direction(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    foreign = next((t for t in done if "config" not in t.user_attrs), None)
+    if foreign is not None:
+        raise UserError(
+            f"study {study.study_name!r} was not made by mnist-study: its trial #{foreign.number} holds no run "
+            "configuration; choose another study name (nothing was written)"
         )
     return study
 

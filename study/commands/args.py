@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from collections.abc import Callable
 
 from mnist_fc.config import (
@@ -12,6 +13,13 @@ from mnist_fc.config import (
     DEVICES,
     INIT_DISTRIBUTIONS,
     INIT_SCALINGS,
+    MAX_COUNT,
+    MAX_DEGREES,
+    MAX_EPOCHS,
+    MAX_PIXELS,
+    MAX_REAL,
+    MAX_SEED,
+    MAX_UNITS,
     NORMALIZATIONS,
     OPTIMIZERS,
     PRECISIONS,
@@ -55,15 +63,9 @@ def _number(
     return parse
 
 
-# Upper bounds keep absurd values from surfacing as overflows or out-of-memory errors deep inside torch.
-MAX_EPOCHS = 10_000_000  # the article ran 50,000
-MAX_UNITS = 1 << 16  # hidden layer width
-MAX_SEED = 2**32 - 1  # numpy's RandomState (Optuna's samplers) takes no more
-MAX_COUNT = 10_000_000  # trials, train size, ...
+# Upper bounds keep absurd values from surfacing as overflows or out-of-memory errors deep inside torch
+# (the library's own bounds, so that a flag and a config agree).
 MAX_SECONDS = 10**9  # timeouts, heartbeats (~30 years)
-MAX_REAL = 1e6  # lr, weight decay, init mean/std, momentum: beyond this only overflows are left
-MAX_PIXELS = 28.0  # augmentation shift / elastic sigma: the image is 28 pixels wide
-MAX_DEGREES = 180.0
 
 positive_int = _number(int, minimum=1, maximum=MAX_COUNT)
 nonneg_int = _number(int, minimum=0, maximum=MAX_COUNT)
@@ -103,11 +105,17 @@ def add_study_args(p: argparse.ArgumentParser, *, name: bool = True) -> None:
 
 def redact_url(url: str) -> str:
     """The URL without its password (sqlalchemy-free: --help must stay fast)."""
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)  # libpq's ?password=
     head, sep, tail = url.partition("://")
     creds, at, host = tail.rpartition("@")
     if not at or ":" not in creds:
         return url
     return f"{head}{sep}{creds.split(':', 1)[0]}:***@{host}"
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """A command line with the password of any storage URL in it masked (it is recorded in model files)."""
+    return [redact_url(a) if "://" in a else a for a in argv]
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -164,8 +172,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         help="multiply drawn weights by 1 (none, article), 1/sqrt(fan_in) or 1/fan_in (the article's rule)",
     )
     g.add_argument(
-        "--fan-in-scaling", dest="init_scaling", action="store_const", const="sqrt_fan_in", help=argparse.SUPPRESS
-    )  # the old flag, kept so existing command lines still mean what they meant
+        "--fan-in-scaling", dest="fan_in_scaling", action="store_true", help=argparse.SUPPRESS
+    )  # the old flag, kept so existing command lines still mean what they meant (= --init-scaling sqrt_fan_in)
     g.add_argument("--normalization", choices=NORMALIZATIONS, help="input normalisation (article: article)")
     g.add_argument(
         "--deskew",
@@ -224,10 +232,13 @@ def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
 
 
 def data_config(args: argparse.Namespace, base: DataConfig | None = None) -> DataConfig:
-    if bool(args.train_csv) != bool(args.test_csv):
+    for flag, value in (("--train-csv", args.train_csv), ("--test-csv", args.test_csv)):
+        if value is not None and not value.strip():  # an unset shell variable: never the embedded data instead
+            raise UserError(f"{flag} is empty: give a CSV file")
+    if (args.train_csv is None) != (args.test_csv is None):
         raise UserError("--train-csv and --test-csv go together")
     base = base or DataConfig()
-    source = "csv" if args.train_csv else "embedded"
+    source = "csv" if args.train_csv is not None else "embedded"
     n_val = getattr(args, "validation_size", None) or base.validation_size
     return dataclasses.replace(
         base,
@@ -247,6 +258,10 @@ def train_config(args: argparse.Namespace, base: TrainConfig, *, epochs: int) ->
 
 def run_config_from_flags(args: argparse.Namespace, base: RunConfig, *, epochs: int) -> RunConfig:
     """`base` with every flag the user set applied on top."""
+    if getattr(args, "fan_in_scaling", False):  # the old flag: one meaning, never silently overridden
+        if args.init_scaling not in (None, "sqrt_fan_in"):
+            raise UserError(f"--fan-in-scaling means --init-scaling sqrt_fan_in, not {args.init_scaling}: give one")
+        args.init_scaling = "sqrt_fan_in"
     model = dataclasses.replace(base.model, **_overrides(args, tuple(f.name for f in dataclasses.fields(ModelConfig))))
     data = dataclasses.replace(data_config(args, base.data), **_overrides(args, ("normalization", "deskew")))
     train = train_config(

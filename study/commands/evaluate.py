@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 EXAMPLE = """examples:
   mnist-study evaluate models/accuracy.onnx
   mnist-study evaluate models/accuracy.safetensors --json
-  mnist-study evaluate models/ --test-csv mnist_test.csv"""
+  mnist-study evaluate out/ --test-csv mnist_test.csv     # the one model `final --out out/` wrote"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,22 +41,42 @@ def format_confusion(counts: np.ndarray) -> str:
     return "\n".join([head, *rows])
 
 
+def _unnamed_onnx(path: Path) -> bool:
+    """An ONNX file under another suffix (model.bin): its protobuf starts with field 1, ir_version (0x08).
+    Saved models are .safetensors/.json; any other file that is not ONNX is refused by the loader."""
+    if path.suffix.lower() in (".safetensors", ".json"):
+        return False
+    try:
+        with path.open("rb") as f:
+            return f.read(1) == b"\x08"
+    except OSError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     from mnist_fc.data import load_csv, load_embedded
-    from mnist_fc.export import confusion_matrix, load_pixelnet, onnx_logits, torch_logits
+    from mnist_fc.export import check_onnx, confusion_matrix, load_pixelnet, onnx_logits, torch_logits
     from mnist_fc.files import with_suffix
 
+    if not args.model.strip():  # an unset shell variable: not the current folder
+        raise UserError("the model path is empty: give a .onnx, .safetensors or .json file, or its folder")
+    if args.test_csv is not None and not args.test_csv.strip():  # never the official test set instead
+        raise UserError("--test-csv is empty: give a CSV file")
     path = Path(args.model)
     if not path.exists() and not with_suffix(path, ".safetensors").exists():  # a stem names its two files
         raise UserError(f"{path}: no such model file or folder")
-    if args.test_csv:
+    onnx = path.suffix.lower() == ".onnx" or (path.is_file() and _unnamed_onnx(path))
+    if path.is_file() and not onnx and path.suffix.lower() not in (".safetensors", ".json"):
+        raise UserError(f"{path}: not a model file: give a .onnx, .safetensors or .json file, or its folder")
+    if args.test_csv is not None:
         x, y = load_csv(args.test_csv)
         source = args.test_csv
     else:
         _, _, x, y = load_embedded()
         source = "official MNIST test set"
     try:
-        if path.suffix.lower() == ".onnx":
+        if onnx:
+            check_onnx(path)
             logits, engine = onnx_logits(path, x), "onnxruntime"
         else:
             model, _ = load_pixelnet(path)

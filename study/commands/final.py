@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 
-from study.commands.args import add_study_args, bounded_int, fraction_float, nonneg_int, positive_int
+from study.commands.args import add_study_args, bounded_int, fraction_float, nonneg_int, positive_int, redact_argv
 from study.defaults import DEFAULT_JOBS, FINAL_OUT, FINAL_PROGRESS_LINES, FINAL_SEEDS, MAX_JOBS
 
 EXAMPLE = """examples:
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         log_every=args.log_every,
         checkpoint_dir=args.checkpoint_dir,
         checkpoint_every=args.checkpoint_every,
-        command=shlex.join(["mnist-study", *sys.argv[1:]]),
+        command=shlex.join(["mnist-study", *redact_argv(sys.argv[1:])]),  # model files get shared: no password
         trial=args.trial,
         echo=echo,
     )

@@ -19,7 +19,9 @@ EXAMPLE = """examples:
   # writes /tmp/report/index.html (opens offline), every figure as .png and .svg, claims.csv, claims.md
   mnist-study report --study-name reference --compare other --trials 3,17 --out /tmp/report
   mnist-study report --designs all --storage sqlite:///claims.db --out /tmp/claims-report
-  # the designed studies (mnist-study design): claims table (Holm over every design) + per-claim figures"""
+  # the designed studies (mnist-study design): claims table (Holm over every design) + per-claim figures
+  mnist-study report --study-name claims_width_lr --storage sqlite:///claims.db --out /tmp/one-design
+  # one design's figures; its claims table is still the whole family's (Holm is over every design)"""
 NO_IMAGES = (
     "PNG/SVG images skipped: no Chromium found (install it with bash scripts/setup.sh --with-system-deps "
     "or set BROWSER_PATH; --images makes this an error)"
@@ -107,9 +109,10 @@ def run(args: argparse.Namespace) -> int:
     paths = write_report(report, args.out, images=images)
     verdicts = report.claims["verdict"].value_counts().to_dict()
     made = f"{len(report.figures)} figures as PNG+SVG" if images else f"{len(report.figures)} figures in the page"
+    counts = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
     print(
         f"report of {args.study_name!r}: {len(paths)} files in {args.out} "
-        f"(index.html, {made}, claims.csv); claims: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+        f"(index.html, {made}, claims.csv, claims.md); claims: {counts}"
     )
     if not images and args.images is None:
         print(NO_IMAGES)
@@ -128,7 +131,12 @@ def run_designs(args: argparse.Namespace, storage: RDBStorage, study: optuna.Stu
     if study is not None:
         designs = [study.user_attrs["design"]]
         name = study.study_name
-        prefix = name[: -len(designs[0])] if name.endswith(designs[0]) else args.study_prefix
+        if not name.endswith(designs[0]):  # the claims family (Holm) is found by name: PREFIX + design
+            raise UserError(
+                f"design study {name!r} is not named PREFIX + its design {designs[0]!r}, so its claims family "
+                f"cannot be found; copy it under a name like 'claims_{designs[0]}'"
+            )
+        prefix = name[: -len(designs[0])]
     report = build_design_report(storage, prefix=prefix, designs=designs, title=redact(args.storage))
     images = args.images if args.images is not None else images_possible()
     paths = write_design_report(report, args.out, images=images)

@@ -22,8 +22,9 @@ EXAMPLE = """example:
   mnist-study train --preset article --epochs 30 --device cpu
   mnist-study train --batchnorm --lr 1 --epochs 200 --train-size 10000 --json
   mnist-study train --activation relu --n-units-l1 1024 --n-units-l2 1024 --init-mean 0 --init-std 1.414 \\
-      --fan-in-scaling --normalization global --optimizer adamw --lr 0.002 --batch-size 256 --schedule onecycle \\
-      --label-smoothing 0.1 --aug-shift 2 --aug-rotate 10 --aug-scale 0.1 --aug-shear 10 --epochs 20 --device cpu"""
+      --init-scaling sqrt_fan_in --normalization global --optimizer adamw --lr 0.002 --batch-size 256 \\
+      --schedule onecycle --label-smoothing 0.1 --aug-shift 2 --aug-rotate 10 --aug-scale 0.1 --aug-shear 10 \\
+      --epochs 20 --device cpu"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +55,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "validation, test and the result are the average's",
     )
     p.add_argument(
-        "--log-every", type=nonneg_int, help="print 'Epoch, Loss, Acc' every N epochs (default: article's 300)"
+        "--log-every",
+        type=nonneg_int,
+        help="print 'Epoch, Loss, Acc' every N epochs, 0 = never "
+        f"(default: {ARTICLE_LOG_EVERY} with --preset article, else every epochs/10)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object with the results at the end")
     p.set_defaults(func=run)

@@ -36,7 +36,7 @@ from study.runner.loops import optimize_batched
 from study.runner.one_trial import optimize_one
 from study.runner.optimize import threads_per_job
 from study.runner.recovery import fail_stale_trials
-from study.storage import MAX_RETRY, check_direction, check_study_name, curve_store, open_storage, redact
+from study.storage import MAX_RETRY, check_ours, check_study_name, curve_store, open_storage, redact
 
 
 def selected(names: list[str]) -> list[Design]:
@@ -55,9 +55,7 @@ def _cell_key(params: dict) -> tuple:
 def open_design_study(storage: optuna.storages.BaseStorage, design: Design, prefix: str) -> optuna.Study:
     """Create (or load) the design's study and check it was made from this same declaration."""
     name = check_study_name(f"{prefix}{design.name}", flag="--study-prefix")
-    study = check_direction(
-        optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
-    )
+    study = check_ours(optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True))
     spec = spec_json(design)
     stored = study.user_attrs.get("design_spec")
     if stored is None:

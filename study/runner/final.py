@@ -33,7 +33,7 @@ from mnist_fc import checkpoint as ckpt
 from mnist_fc.config import DataConfig, RunConfig
 from mnist_fc.data import Split, file_sha256, load_split
 from mnist_fc.errors import ConfigError, DataError
-from mnist_fc.export import PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
+from mnist_fc.export import ONNX_HASH, PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
 from mnist_fc.files import with_suffix
 from mnist_fc.minibatch import fit
 from mnist_fc.model import FCNet
@@ -327,5 +327,6 @@ def final_retrain(
         "same_predictions": float((ref.argmax(1) == got.argmax(1)).mean()),
         "images": len(x_test),
     }
+    meta[ONNX_HASH] = file_sha256(onnx_path)  # `evaluate` checks the ONNX file against it
     paths = save_pixelnet(model, stem, meta=meta)
     return FinalResult(runs=runs, paths=[paths["safetensors"], paths["json"], onnx_path], meta=meta)

@@ -42,7 +42,7 @@ from study.defaults import (
     default_epochs,
     default_storage,
 )
-from study.errors import USER_ERRORS, UserError
+from study.errors import USER_ERRORS, UserError, environment_error, path_error
 from study.log import configure_logging
 from study.objective import Objective, report_every, worker_id
 from study.pruners import PRUNERS, make_pruner
@@ -50,13 +50,14 @@ from study.report_text import best_summary
 from study.runner.loops import optimize_batched, optimize_until_complete
 from study.runner.one_trial import optimize_n
 from study.runner.progress import Echo, TrialLog, counts, worker_summary
-from study.runner.recovery import fail_dead_local_trials, requeue_interrupted, runners
+from study.runner.recovery import fail_dead_local_trials, requeue_interrupted, runners, split_requeued
 from study.safety import check_study_settings
 from study.sampler import make_sampler
 from study.spaces import SPACES
 from study.storage import (
     HEARTBEAT_SECONDS,
-    check_direction,
+    MAX_RETRY,
+    check_ours,
     check_study_name,
     curve_store,
     heartbeat_settings,
@@ -190,7 +191,7 @@ def open_study(plan: StudyPlan, *, settings: dict[str, Any]) -> optuna.Study:
     """Create the study, or load it when it exists, after checking it was run with the same settings."""
     storage = open_storage(plan.storage, heartbeat=plan.heartbeat, grace=plan.grace)
     study = optuna.create_study(study_name=plan.study_name, storage=storage, direction="maximize", load_if_exists=True)
-    check_direction(study)  # load_if_exists does not compare directions
+    check_ours(study)  # load_if_exists compares neither directions nor whose trials it holds
     check_settings(study, space=plan.space, settings=settings, cfg=plan.base)
     if study.metric_names is None:  # optuna-dashboard shows "val_accuracy", not "Objective 0"
         with warnings.catch_warnings():
@@ -257,9 +258,13 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
             raise
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the re-queue short
         log.close()
-        again = requeue_interrupted(study, worker=worker_id(), since=since, numbers=started)
+        again, spent = split_requeued(
+            study, requeue_interrupted(study, worker=worker_id(), since=since, numbers=started)
+        )
         if again:
             echo(f"{log.prefix}interrupted: trial {', '.join(map(str, again))} re-queued with the same params")
+        if spent:
+            echo(f"{log.prefix}interrupted: trial {_numbers(spent)} failed, not re-queued ({_SPENT})")
         if isinstance(e, KeyboardInterrupt):
             raise
         raise KeyboardInterrupt from e
@@ -300,6 +305,9 @@ def _worker(plan: StudyPlan, n_trials: int, index: int) -> None:
     except Exception as e:
         if plan.verbose:
             traceback.print_exc()
+        if (reason := environment_error(e) or path_error(e)) is not None:  # the machine's fault, as in cli.main
+            print(f"mnist-study run: {label}: error: {reason}", file=sys.stderr, flush=True)
+            sys.exit(2)
         bug = f"{type(e).__name__}: {e}".splitlines()[0]
         print(f"mnist-study run: {label}: bug: {bug} (run with -v for the traceback)", file=sys.stderr)
         sys.exit(1)
@@ -352,14 +360,24 @@ def run_jobs(plan: StudyPlan) -> dict[str, str]:
     return {f"{host}:{p.pid}": f"worker {i + 1}" for i, p in enumerate(procs)}
 
 
+_SPENT = f"its {MAX_RETRY} retries are used up; the next trial is sampled afresh"
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers))
+
+
 def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
     """Create or extend `plan.study_name` and run its trials; Ctrl-C re-queues what it interrupts."""
     check_plan(plan)
     split = load_split(plan.base.data, seed=plan.base.train.seed)  # bad data fails here, before the study
     study = open_study(plan, settings=study_settings(plan, split))
     dead = fail_dead_local_trials(study)
-    if dead:
-        echo(f"trial {', '.join(map(str, dead))} of a dead worker on this host: failed and re-queued")
+    again, spent = split_requeued(study, dead)
+    if again:
+        echo(f"trial {_numbers(again)} of a dead worker on this host: failed and re-queued")
+    if spent:
+        echo(f"trial {_numbers(spent)} of a dead worker on this host: failed, not re-queued ({_SPENT})")
     stored = study.get_trials(deepcopy=False)
     complete = sum(t.state == TrialState.COMPLETE for t in stored)
     todo = f"until {plan.until_complete} complete" if plan.until_complete else f"{plan.n_trials} more"

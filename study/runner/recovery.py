@@ -28,6 +28,18 @@ def _retry(study: optuna.Study, trial: FrozenTrial) -> None:
         RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
 
 
+def retries_left(trial: FrozenTrial) -> bool:
+    """Whether failing `trial` queues a copy: Optuna's retry callback stops after MAX_RETRY copies."""
+    return len(trial.system_attrs.get("retry_history") or []) < MAX_RETRY
+
+
+def split_requeued(study: optuna.Study, numbers: Collection[int]) -> tuple[list[int], list[int]]:
+    """(re-queued, not re-queued: retries used up) among the failed trials `numbers`, for what to say."""
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    again = [n for n in numbers if n in by_number and retries_left(by_number[n])]
+    return again, [n for n in numbers if n not in again]
+
+
 def _fail(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial | None:
     """Mark a RUNNING trial FAILED; None if another process finished or failed it first."""
     storage = study._storage  # Optuna has no public "fail this trial" outside ask/tell of one's own trial

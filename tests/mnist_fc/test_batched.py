@@ -8,6 +8,7 @@ import torch
 
 from mnist_fc.batched import _evaluate_members, batch_key, group_by_key, train_batched
 from mnist_fc.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from mnist_fc.errors import ConfigError
 from mnist_fc.normalize import normalizer_for
 from mnist_fc.runstate import RunState
 from mnist_fc.runtime import evaluate, to_device
@@ -71,8 +72,10 @@ def test_grouping_rules():
     minibatch = dataclasses.replace(MEMBERS[0], train=dataclasses.replace(BASE.train, batch_size=128))
     assert batch_key(minibatch) is None  # the minibatch loop is a different trainer
     assert group_by_key([MEMBERS[0], other_data, MEMBERS[1], dropout]) == [[0, 2], [1], [3]]
-    with pytest.raises(ValueError, match="common batch key"):
+    with pytest.raises(ConfigError, match="configs 0 and 1 differ in data"):
         train_batched([MEMBERS[0], other_data])
+    with pytest.raises(ConfigError, match="config 1 cannot train in a batch"):
+        train_batched([MEMBERS[0], dropout])
 
 
 def test_stop_margin_is_per_member(small_split):

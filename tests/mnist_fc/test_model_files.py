@@ -19,8 +19,18 @@ from onnx import TensorProto, helper
 from safetensors.torch import load_file, save_file
 
 from mnist_fc.config import ACTIVATIONS, ModelConfig, RunConfig
+from mnist_fc.data import file_sha256
 from mnist_fc.errors import ModelFileError
-from mnist_fc.export import SCALE_KEY, SHIFT_KEY, PixelNet, export_onnx, load_pixelnet, onnx_logits, save_pixelnet
+from mnist_fc.export import (
+    SCALE_KEY,
+    SHIFT_KEY,
+    WEIGHTS_HASH,
+    PixelNet,
+    export_onnx,
+    load_pixelnet,
+    onnx_logits,
+    save_pixelnet,
+)
 from mnist_fc.model import build_model
 from study.cli import main
 
@@ -45,6 +55,16 @@ def _copy(name: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(GOOD.parent, folder)
     return folder / "m.safetensors"
+
+
+def _resave(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write other tensors as a consistent pair: the JSON's recorded SHA-256 follows the new weights, so
+    the tensor checks (not the checksum) are what refuses them."""
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    meta[WEIGHTS_HASH] = file_sha256(path)
+    meta_path.write_text(json.dumps(meta))
 
 
 def _refused(path: Path, *, words: tuple[str, ...] = ()) -> str:
@@ -77,8 +97,34 @@ def test_issue_examples_wrong_weights(key, change, words) -> None:
     path = _copy("issue")
     tensors = load_file(str(path))
     tensors[key] = change(tensors[key]).contiguous()
-    save_file(tensors, str(path))
+    _resave(path, tensors)
     _refused(path, words=words)
+
+
+def test_a_flipped_byte_in_the_weights_is_caught_by_the_recorded_checksum() -> None:
+    """safetensors has no checksum: one flipped bit in a weight loaded and ran without a word."""
+    path = _copy("flip")
+    assert json.loads(path.with_suffix(".json").read_text())[WEIGHTS_HASH] == file_sha256(path)
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0x01  # inside the last tensor's data: still a valid safetensors file
+    path.write_bytes(bytes(raw))
+    assert load_file(str(path))  # safetensors itself reads it
+    _refused(path, words=("SHA-256 differs",))
+
+
+def test_save_refuses_meta_that_would_leave_half_a_model(tmp_path: Path) -> None:
+    model = PixelNet(build_model(SMALL, seed=0), torch.full((784,), 127.5), torch.full((784,), 255.0))
+    cases = [
+        ({"config": RunConfig(model=SMALL).to_dict(), "when": object()}, "cannot be written as JSON"),
+        ({}, "config"),
+        ({"config": RunConfig().to_dict()}, "does not describe this network"),  # the article's 100-30, not SMALL
+    ]
+    for meta, words in cases:
+        with pytest.raises(ModelFileError, match=words):
+            save_pixelnet(model, tmp_path / "m", meta=meta)
+        assert list(tmp_path.iterdir()) == []  # nothing written, not even the weights
+    out = export_onnx(model, tmp_path / "new" / "deeper" / "m.onnx")  # a missing folder is made, as save does
+    assert out.is_file()
 
 
 KEYS = sorted(load_file(str(GOOD)))
@@ -125,7 +171,7 @@ def test_broken_safetensors_family(case: tuple[str, str], data: st.DataObject) -
         tensors[var] = -tensors[var].abs() - 1
     else:
         tensors[data.draw(st.text(min_size=1, max_size=200).filter(lambda n: n not in tensors))] = torch.zeros(3)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    _resave(path, tensors)
     _refused(path)
 
 
@@ -252,7 +298,7 @@ def test_evaluate_cli_exits_2_on_a_broken_model(capsys: pytest.CaptureFixture) -
     path = _copy("cli")
     tensors = load_file(str(path))
     tensors[SHIFT_KEY] = tensors[SHIFT_KEY].to(torch.float64)
-    save_file(tensors, str(path))
+    _resave(path, tensors)
     assert main(["evaluate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "float64" in err, err

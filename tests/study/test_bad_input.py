@@ -217,3 +217,29 @@ def test_real_cli_process(tmp_path: Path, argv: list[str], words: str) -> None:
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "Sup3rS3cret" not in proc.stderr + proc.stdout
     assert not list(tmp_path.iterdir())  # nothing written, not even an empty database
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--train-csv", "", "--test-csv", ""], "--train-csv is empty"),  # an unset shell variable
+        (["--train-csv", "a.csv", "--test-csv", " "], "--test-csv is empty"),
+        (["--batchnorm", "--batch-size", "1"], "at least 2 images"),
+        (["--aug-elastic-sigma", "5"], "needs an elastic alpha"),
+        (["--fan-in-scaling", "--init-scaling", "fan_in"], "--fan-in-scaling means"),
+    ],
+)
+def test_flags_that_would_train_other_data_or_be_ignored(argv: list[str], words: str) -> None:
+    _fails_cleanly(["train", "--train-size", "200", "--epochs", "1", "--device", "cpu", *argv], must_name=(words,))
+    if argv[0] == "--train-csv":  # run's data flags are train's
+        _fails_cleanly([*RUN, *argv], must_name=(words,))
+
+
+def test_evaluate_paths_that_name_no_model(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "models" / "accuracy.onnx"
+    _fails_cleanly(["evaluate", ""], must_name=("model path is empty",))
+    _fails_cleanly(["evaluate", str(shipped), "--test-csv", ""], must_name=("--test-csv is empty",))
+    (tmp_path / "notes.bin").write_text("not a model")
+    _fails_cleanly(["evaluate", str(tmp_path / "notes.bin")], must_name=("not a model file",))
+    (tmp_path / "model.bin").write_bytes(shipped.read_bytes())  # ONNX under another name is still ONNX
+    assert main(["evaluate", str(tmp_path / "model.bin")]) == 0

@@ -122,3 +122,13 @@ def test_export_keeps_its_own_columns_when_params_or_attributes_share_their_name
     assert (row["number"], row["state"], row["value"]) == (0, "COMPLETE", 0.5)
     assert (row["param_number"], row["param_state"], row["param_value"]) == (3.5, "x", 0.25)
     assert row["attr_config_json"] == "mine" and row["attr_number"] == 7
+
+
+def test_run_adds_nothing_to_a_maximised_study_made_elsewhere(storage: str, capsys: pytest.CaptureFixture) -> None:
+    """`plain` is maximised, so its direction passes; its trials hold no run configuration."""
+    db = storage.removeprefix("sqlite:///")
+    before = list(sqlite3.connect(db).iterdump())
+    assert main(["run", "--storage", storage, "--study-name", "plain", *QUICK_RUN]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "was not made by mnist-study: its trial #0" in err, err
+    assert list(sqlite3.connect(db).iterdump()) == before  # not even the space/settings attributes

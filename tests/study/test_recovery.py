@@ -66,3 +66,21 @@ def test_ctrl_c_of_the_dead_workers_namesake_leaves_the_copy_alone(tmp_path: Pat
     assert requeue_interrupted(study, worker=dead, since=since + datetime.timedelta(hours=1)) == []
     assert study.trials[1].state == TrialState.RUNNING
     assert worker_summary(study, workers={dead: "w1"}) == [f"w1 ({dead}): 1 trial (0 complete, 0 pruned, 1 failed)"]
+
+
+def test_a_trial_whose_retries_are_used_up_is_not_called_re_queued() -> None:
+    import warnings
+
+    import optuna
+
+    from study.runner.recovery import split_requeued
+    from study.storage import MAX_RETRY
+
+    study = optuna.create_study(direction="maximize")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for history in ([], list(range(MAX_RETRY - 1)), list(range(MAX_RETRY))):
+            study.add_trial(
+                optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, system_attrs={"retry_history": history})
+            )
+    assert split_requeued(study, [0, 1, 2]) == ([0, 1], [2])
