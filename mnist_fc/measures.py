@@ -52,6 +52,7 @@ OSCILLATION_MIN_POINTS = 5  # fewer finite points than this: no oscillation valu
 OSCILLATION_RTOL = 1e-5  # a change below this fraction of the loss is round-off, not a movement
 MEASURES_VERSION = 2  # 1: the `reference` study (oscillation = detrended relative std); 2: this module
 ACCURACY_TARGETS = (0.90, 0.97)
+ACCURACY_ATOL = 1e-6  # float32 round-trip of a stored accuracy (see epochs_to_accuracy)
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,14 @@ def loss_up_fraction(train_loss: Sequence[float], *, tail: float = OSCILLATION_T
 
 
 def epochs_to_accuracy(eval_epochs: Sequence[int], val_accuracy: Sequence[float], target: float) -> int | None:
-    """First evaluation epoch with validation accuracy >= target, or None if never reached."""
+    """First evaluation epoch with validation accuracy >= target, or None if never reached.
+
+    Within ACCURACY_ATOL: curves are stored as float32, where 0.9 reads back as 0.89999998, so a measure
+    recomputed from stored curves would otherwise move one evaluation later than the one stored at the
+    end of training. Accuracies are multiples of 1/n, so the tolerance changes nothing else for any
+    validation set below 10^6 images."""
     for epoch, acc in zip(eval_epochs, val_accuracy, strict=True):
-        if math.isfinite(acc) and acc >= target:
+        if math.isfinite(acc) and acc >= target - ACCURACY_ATOL:
             return int(epoch)
     return None
 

@@ -114,7 +114,12 @@ class CurveStore:
 
 
 def load_curves(trials: list[FrozenTrial], *, study_name: str, engine: sa.Engine | None = None) -> dict[int, Curves]:
-    """Curves of `trials` from their system attributes; the legacy table only for a study with none."""
+    """Curves of `trials` from their system attributes; the legacy table for the trials before the first
+    that has them there.
+
+    A study made before the attributes existed (the shipped `reference`) and extended by a later `run`
+    holds both kinds: its old trials keep their curves. A study deleted and made again under its name
+    starts with attribute curves at trial 0, so SQLite's reused trial ids never attach old rows to it."""
     out = {}
     for t in trials:
         try:
@@ -123,9 +128,15 @@ def load_curves(trials: list[FrozenTrial], *, study_name: str, engine: sa.Engine
             raise _damaged(study_name, t.number, e) from None
         if c is not None:
             out[t.number] = c
-    if out or engine is None:
+    if engine is None:
         return out
-    return _legacy(engine, study_name, {t._trial_id: t.number for t in trials if needs_curves(t)})
+    first_new = min(out, default=None)
+    lacking = {
+        t._trial_id: t.number
+        for t in trials
+        if needs_curves(t) and t.number not in out and (first_new is None or t.number < first_new)
+    }
+    return out | _legacy(engine, study_name, lacking)
 
 
 def _legacy(engine: sa.Engine, study_name: str, numbers: dict[int, int]) -> dict[int, Curves]:

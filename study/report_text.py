@@ -51,9 +51,22 @@ def best_summary(study: optuna.Study) -> str:
     a = r["attrs"]
     params = "\n".join(f"  {k} = {v}" for k, v in r["params"].items())
     counts = ", ".join(f"{n} {s}" for s, n in sorted(r["trials"].items()))
+    test = a.get("test_accuracy")
+    test_line = (
+        f"{test:.4f}  (reported only; not used to choose)"
+        if isinstance(test, (int, float))
+        else "not recorded (a validation-only trial: the test set was never scored)"
+    )
+    run = ", ".join(
+        part
+        for part in (
+            f"epochs {a['epochs']}" if a.get("epochs") is not None else None,
+            f"{a['seconds']:.1f} s" if isinstance(a.get("seconds"), (int, float)) else None,
+        )
+        if part
+    ) + (f" on {a['device']}" if a.get("device") else "")
     return (
         f"best trial #{r['trial_number']} of {r['study_name']!r} ({counts}):\n"
         f"  val accuracy  {a.get('val_accuracy', float('nan')):.4f}\n"
-        f"  test accuracy {a.get('test_accuracy', float('nan')):.4f}  (reported only; not used to choose)\n"
-        f"  epochs {a.get('epochs')}, {a.get('seconds', 0):.1f} s on {a.get('device')}\nparams:\n{params}"
+        f"  test accuracy {test_line}\n" + (f"  {run}\n" if run else "") + f"params:\n{params}"
     )

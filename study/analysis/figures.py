@@ -253,8 +253,12 @@ def draw_oscillation(points: pd.DataFrame) -> go.Figure:
             )
         )
     fig.update_xaxes(type="log", title_text="learning rate")
-    # A unitless ratio: powers of ten, not SI prefixes (µ, n, p).
-    fig.update_yaxes(type="log", title_text="late-training oscillation (unitless)", exponentformat="power")
+    # A unitless ratio: powers of ten, not SI prefixes (µ, n, p). A log axis cannot draw 0, which the
+    # current measure (U/(U+D), exactly 0 for a loss that only fell) gives most trials: linear then.
+    log = bool((points["oscillation"] > 0).all()) if len(points) else True
+    fig.update_yaxes(
+        type="log" if log else "linear", title_text="late-training oscillation (unitless)", exponentformat="power"
+    )
     fig.update_layout(title="Oscillation of the training loss late in training vs learning rate")
     return fig
 
@@ -423,10 +427,12 @@ def draw_intermediate(bands: pd.DataFrame) -> go.Figure:
 
 
 def wall_time_points(trials: pd.DataFrame) -> pd.DataFrame:
-    """Finished trials in completion order: minutes since the study's first trial started, value,
+    """Complete trials in completion order: minutes since the study's first trial started, value,
     best value so far (a wall clock, so parallel workers count once)."""
     cols = ["number", "elapsed_min", "value", "best_so_far"]
-    d = trials.dropna(subset=["datetime_complete"])
+    # COMPLETE only: Optuna stores a pruned trial's last intermediate value as its value, which no
+    # finished run reached, and a failed trial has none (NaN would break the best-so-far line).
+    d = trials[trials["state"] == "COMPLETE"].dropna(subset=["datetime_complete", "value"])
     if d.empty or trials["datetime_start"].dropna().empty:
         return pd.DataFrame(columns=cols)
     start = pd.to_datetime(trials["datetime_start"].dropna()).min()

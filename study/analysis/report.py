@@ -25,6 +25,7 @@ from mnist_fc.files import staged
 from mnist_fc.trainer import Curves
 from study.analysis import claims as cl
 from study.analysis import figures as fg
+from study.analysis.design_claims import recompute_curve_measures
 from study.analysis.frames import attach_curves, complete, trials_frame
 from study.curves import missing_curves
 from study.errors import UserError
@@ -138,6 +139,26 @@ def check_curves(study: optuna.Study, curves: dict[int, Curves]) -> None:
         )
 
 
+def measures_version(trials: pd.DataFrame) -> int:
+    """1 for a study whose measures were all stored before version 2, else the current version."""
+    if "measures_version" not in trials.columns or trials["measures_version"].isna().all():
+        return 1
+    return m.MEASURES_VERSION
+
+
+def one_measures_version(trials: pd.DataFrame, curves: dict[int, Curves]) -> pd.DataFrame:
+    """`trials` with every curve measure of one definition: a study stored before measures version 2
+    (the shipped `reference`) and extended by a later `run` mixes two definitions of e.g. oscillation,
+    which no claim may pool; its old trials' measures are then recomputed (version 2) from their curves.
+    A study of one version is returned as it is (the reference study's documented table stays version 1)."""
+    if "measures_version" not in trials.columns:
+        return trials
+    version = trials.loc[trials["plateau_epochs"].notna(), "measures_version"]  # trials that have measures
+    if version.isna().all() or version.notna().all():
+        return trials
+    return recompute_curve_measures(trials, curves)
+
+
 def build_report(
     study: optuna.Study,
     curves: dict[int, Curves],
@@ -160,6 +181,7 @@ def build_report(
     if trials["plateau_epochs"].isna().all():
         raise UserError(f"study {study.study_name!r} has no per-trial measures (made before they existed?)")
     check_curves(study, curves)
+    trials = one_measures_version(trials, curves)
     if trial_numbers:
         unknown = [n for n in trial_numbers if n not in curves]
         if unknown:
@@ -224,7 +246,22 @@ def export_images(figures: dict[str, go.Figure], out: Path, *, formats: tuple[st
     return paths
 
 
-def _definitions() -> str:
+def _oscillation_definition(version: int) -> str:
+    """The oscillation this study stores: version 1 (the shipped `reference`) or the current one."""
+    tail = f"{m.OSCILLATION_TAIL:.0%}"
+    if version == 1:
+        return (
+            f"<li><b>oscillation</b> (measures version 1, as this study stored it): std of the training loss "
+            f"around its least-squares line over the last {tail} of the epochs, divided by the mean loss there.</li>"
+        )
+    return (
+        f"<li><b>oscillation</b> (measures version {m.MEASURES_VERSION}): over the last {tail} of the epochs, the "
+        "rises of the training loss divided by its rises plus falls, U/(U+D): 0 = it only falls, 0.5 = it rises "
+        "as much as it falls, 1 = it only rises.</li>"
+    )
+
+
+def _definitions(version: int = m.MEASURES_VERSION) -> str:
     return (
         "<ul>"
         f"<li><b>plateau length</b>: gradient steps until the training loss first falls below "
@@ -232,8 +269,7 @@ def _definitions() -> str:
         f"<li><b>saturation at init</b>: fraction of (image, hidden unit) pairs with |pre-activation| > "
         f"{m.SATURATION_Z:g} on the first {m.SATURATION_BATCH} normalised training images, initial weights "
         f"(BatchNorm in training mode), weighted over both hidden layers; per layer as saturation_init_l1/_l2.</li>"
-        f"<li><b>oscillation</b>: std of the training loss around its least-squares line over the last "
-        f"{m.OSCILLATION_TAIL:.0%} of the epochs, divided by the mean loss there.</li>"
+        f"{_oscillation_definition(version)}"
         "<li><b>epochs to 90% / 97% validation accuracy</b>: first evaluation epoch reaching it.</li>"
         "</ul>"
         f"<p>Verdicts: <b>supported</b> = p &lt; {cl.ALPHA} with the predicted sign; <b>contradicted</b> = "
@@ -267,7 +303,7 @@ def render_html(report: Report) -> str:
         "<h2>The article's claims, tested</h2>",
         _claims_html(report.claims),
         "<h2>Measures and verdict rules</h2>",
-        _definitions(),
+        _definitions(measures_version(report.trials)),
     ]
     parts += figures_html(report)
     parts.append("</body></html>")

@@ -168,3 +168,15 @@ def test_every_measure_is_a_stored_field() -> None:
     assert set(m.to_dict()) == set(MEASURE_NAMES)
     assert {"first_step_jump", "loss_up_fraction", "epochs_run", "measures_version"} <= set(MEASURE_NAMES)
     assert m.epochs_run == 50 and m.oscillation == 0.0
+
+
+def test_an_accuracy_read_back_from_float32_still_reaches_its_target() -> None:
+    """Curves are stored as float32: 0.9 comes back as 0.89999998, and a recomputed measure moved late."""
+    import numpy as np
+
+    from mnist_fc.measures import epochs_to_accuracy
+
+    stored = [float(np.float32(a)) for a in (0.85, 0.9, 0.95)]
+    assert stored[1] < 0.9
+    assert epochs_to_accuracy([10, 20, 30], stored, 0.9) == 20
+    assert epochs_to_accuracy([10, 20, 30], [0.85, 0.8999, 0.95], 0.9) == 30  # one image short is short

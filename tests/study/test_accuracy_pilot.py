@@ -173,3 +173,14 @@ def test_the_attempts_pilot_scripts_run_the_base_recipe_with_each_pilots_changes
         for s in (0, 1)
     )
     assert lines == want
+
+
+def test_best_of_a_pilot_study_says_the_test_set_was_never_scored(tmp_path, capsys):
+    import shutil
+
+    from study.cli import main
+
+    shutil.copy(REPO / "studies" / "accuracy_long.db", tmp_path / "a.db")
+    assert main(["best", "--storage", f"sqlite:///{tmp_path / 'a.db'}", "--study-name", "accuracy-long"]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy not recorded" in out and "nan" not in out and "None" not in out

@@ -140,3 +140,26 @@ def test_a_500_epoch_curve_is_a_few_kilobytes():
     attrs = cv.to_attrs(_curves(500))
     size = sum(len(v) for k, v in attrs.items() if k != cv.KEY)
     assert size < 12_000  # ~4 KB of float32 noise-free-ish arrays, x4/3 for base64
+
+
+def test_an_old_study_extended_by_a_new_run_keeps_its_legacy_curves(tmp_path):
+    """The shipped `reference` study extended by `run`: its first new trial hid all 240 old curves."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    storage = open_storage(url)
+    table = _legacy_table(storage.engine)
+    old = optuna.create_study(study_name="ref", storage=storage, direction="maximize")
+    for _ in range(2):
+        old.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5, user_attrs={"config": {}}))
+    rows = [
+        {"trial_id": t._trial_id, "study_name": "ref", "trial_number": t.number, "payload": encode(_curves())}
+        for t in old.get_trials()
+    ]
+    with storage.engine.begin() as conn:
+        conn.execute(sa.insert(table), rows)
+    new = optuna.trial.create_trial(  # a trial of a later `run`: its curves in its system attributes
+        params={}, distributions={}, value=0.6, user_attrs={"config": {}}, system_attrs=cv.to_attrs(_curves(seed=2))
+    )
+    old.add_trial(new)
+    loaded = CurveStore(storage).load("ref")
+    assert sorted(loaded) == [0, 1, 2]
+    assert loaded[2].train_loss == decode(encode(_curves(seed=2))).train_loss

@@ -124,6 +124,7 @@ def test_wall_time_points_use_the_clock_and_keep_the_best_so_far() -> None:
     trials = pd.DataFrame(
         {
             "number": [0, 1, 2, 3],
+            "state": ["COMPLETE", "COMPLETE", "RUNNING", "COMPLETE"],
             "value": [0.5, 0.4, None, 0.9],
             "datetime_start": [t0, t0, t0 + pd.Timedelta(minutes=1), t0 + pd.Timedelta(minutes=2)],
             # trial 1 finished first (parallel workers): points come in completion order
@@ -139,3 +140,27 @@ def test_wall_time_points_use_the_clock_and_keep_the_best_so_far() -> None:
     assert list(pts["number"]) == [1, 0, 3]
     assert list(pts["elapsed_min"]) == [1.0, 3.0, 6.0]
     assert list(pts["best_so_far"]) == [0.4, 0.5, 0.9]
+
+
+def test_wall_time_leaves_out_pruned_and_failed_trials() -> None:
+    """Optuna stores a pruned trial's last intermediate value as its value: no finished run reached it."""
+    t0 = pd.Timestamp("2026-01-01 10:00:00")
+    trials = pd.DataFrame(
+        {
+            "number": [0, 1, 2],
+            "state": ["COMPLETE", "PRUNED", "FAIL"],
+            "value": [0.5, 0.95, None],
+            "datetime_start": [t0] * 3,
+            "datetime_complete": [t0 + pd.Timedelta(minutes=m) for m in (1, 2, 3)],
+        }
+    )
+    pts = fg.wall_time_points(trials)
+    assert list(pts["number"]) == [0] and list(pts["best_so_far"]) == [0.5]
+
+
+def test_the_oscillation_axis_is_linear_when_a_trial_scores_zero() -> None:
+    """The current measure is exactly 0 for a loss that only falls: a log axis would hide those trials."""
+    points = pd.DataFrame({"number": [0, 1], "lr": [0.1, 1.0], "oscillation": [0.0, 0.3], "batchnorm": [False, True]})
+    assert fg.draw_oscillation(points).layout.yaxis.type == "linear"
+    points["oscillation"] = [0.01, 0.3]
+    assert fg.draw_oscillation(points).layout.yaxis.type == "log"

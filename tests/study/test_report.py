@@ -348,3 +348,34 @@ def test_links_in_the_report_folder_are_replaced_not_written_through(report_dir:
     with sqlite3.connect(f"file:{tiny_study.removeprefix('sqlite:///')}?mode=ro", uri=True) as conn:
         assert conn.execute("SELECT count(*) FROM trials").fetchone() == (8,)
     assert not [p for p in report_dir.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+def test_a_study_mixing_measure_versions_is_reported_in_one() -> None:
+    """The reference study (version 1) extended by a new run: claim 5b pooled two oscillation definitions."""
+    import numpy as np
+    import pandas as pd
+
+    from mnist_fc.measures import MEASURES_VERSION
+    from mnist_fc.trainer import Curves
+    from study.analysis.report import measures_version, one_measures_version
+
+    falling = Curves(
+        train_loss=list(np.linspace(2.0, 0.1, 50)),
+        train_accuracy=[0.5] * 50,
+        eval_epochs=[10, 20, 30, 40, 50],
+        val_loss=[1.0] * 5,
+        val_accuracy=[0.5] * 5,
+    )
+    frame = pd.DataFrame(
+        {
+            "number": [0, 1, 2],
+            "plateau_epochs": [5.0, 5.0, None],
+            "oscillation": [0.37, 0.0, None],  # 0.37: a version-1 std ratio of a merely curved descent
+            "measures_version": [None, MEASURES_VERSION, None],  # trial 2: failed, no measures
+        }
+    )
+    assert measures_version(frame) == MEASURES_VERSION
+    fixed = one_measures_version(frame, {0: falling})
+    assert fixed.loc[0, "oscillation"] == 0.0 and fixed.loc[0, "measures_version"] == MEASURES_VERSION
+    old_only = frame.iloc[[0]]
+    assert one_measures_version(old_only, {0: falling}) is old_only and measures_version(old_only) == 1
