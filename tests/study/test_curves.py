@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 import sqlalchemy as sa
+from optuna.storages import RDBStorage
 
 from mnist_fc.trainer import Curves
 from study import curves as cv
@@ -99,25 +100,31 @@ def _legacy_table(engine: sa.Engine) -> sa.Table:
     return table
 
 
-def test_legacy_table_is_read_by_trial_id_and_never_attaches_to_a_recreated_study(tmp_path):
-    """Old studies (e.g. the shipped `reference`) keep their curves in the old table."""
-    url = f"sqlite:///{tmp_path / 'a.db'}"
+def _old_study(url: str, name: str) -> tuple[RDBStorage, optuna.Study]:
+    """A study stored the old way: two finished trials whose curves sit in the legacy table."""
     storage = open_storage(url)
     table = _legacy_table(storage.engine)
-    old = optuna.create_study(study_name="old", storage=storage, direction="maximize")
+    old = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     for _ in range(2):
         old.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5, user_attrs={"config": {}}))
     rows = [
         {
             "trial_id": t._trial_id,
-            "study_name": "old",
+            "study_name": name,
             "trial_number": t.number,
             "payload": encode(_curves(seed=t.number)),
         }
         for t in old.get_trials()
     ]
-    with storage.engine.begin() as conn:
+    with storage.engine.begin() as conn:  # rows first: the write transaction must not wait on a read
         conn.execute(sa.insert(table), rows)
+    return storage, old
+
+
+def test_legacy_table_is_read_by_trial_id_and_never_attaches_to_a_recreated_study(tmp_path):
+    """Old studies (e.g. the shipped `reference`) keep their curves in the old table."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    storage, old = _old_study(url, "old")
     assert sorted(CurveStore(storage).load("old")) == [0, 1]
 
     # Deleted and re-created under the same name: SQLite hands out the same trial ids again.
@@ -144,18 +151,7 @@ def test_a_500_epoch_curve_is_a_few_kilobytes():
 
 def test_an_old_study_extended_by_a_new_run_keeps_its_legacy_curves(tmp_path):
     """The shipped `reference` study extended by `run`: its first new trial hid all 240 old curves."""
-    url = f"sqlite:///{tmp_path / 'a.db'}"
-    storage = open_storage(url)
-    table = _legacy_table(storage.engine)
-    old = optuna.create_study(study_name="ref", storage=storage, direction="maximize")
-    for _ in range(2):
-        old.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5, user_attrs={"config": {}}))
-    rows = [
-        {"trial_id": t._trial_id, "study_name": "ref", "trial_number": t.number, "payload": encode(_curves())}
-        for t in old.get_trials()
-    ]
-    with storage.engine.begin() as conn:
-        conn.execute(sa.insert(table), rows)
+    storage, old = _old_study(f"sqlite:///{tmp_path / 'a.db'}", "ref")
     new = optuna.trial.create_trial(  # a trial of a later `run`: its curves in its system attributes
         params={}, distributions={}, value=0.6, user_attrs={"config": {}}, system_attrs=cv.to_attrs(_curves(seed=2))
     )
