@@ -28,6 +28,11 @@ _ENVIRONMENT = (
     ("attempt to write a readonly database", "the storage is read-only"),
     ("read-only file system", "the file system is read-only"),
     ("disk i/o error", "the disk reported an I/O error"),
+    (
+        "unable to open database file",
+        "the storage file can no longer be opened (deleted, moved, or its folder read-only)",
+    ),
+    ("database is locked", "another program held the storage's lock longer than SQLite's busy timeout (60 s)"),
 )
 
 
@@ -64,8 +69,9 @@ def environment_error(e: BaseException) -> str | None:
         for needle, meaning in _ENVIRONMENT:
             if needle in text:
                 return (
-                    f"{meaning}; the trial it was writing is marked FAILED (or, if even that could not be "
-                    "written, failed by the next run). Fix it, then rerun: --until-complete N resumes the study"
+                    f"{meaning}; the trial it was running is marked FAILED and re-queued with its params (or, if "
+                    "even that could not be written, by the next run). Fix it, then rerun: --until-complete N "
+                    "resumes the study"
                 )
         line = next((ln.strip() for ln in str(cur).splitlines() if ln.strip()), "")
         if any(needle in text for needle in _SERVER_LOST):

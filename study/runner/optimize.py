@@ -23,6 +23,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 from mnist_fc.config import DataConfig, RunConfig, TrainConfig, validate
 from mnist_fc.data import Split, load_split
@@ -255,6 +256,8 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
             optimize_n(study, objective_here, n_trials=n_trials, timeout=plan.timeout, callbacks=[log])
     except BaseException as e:
         if not interrupt.caused(e):  # a Ctrl-C, or an error a library raised over one (study/interrupt.py)
+            if isinstance(e, Exception) and environment_error(e) is not None:  # the storage failed, not a trial
+                _requeue_after_storage_error(plan, study, since=since, started=started, log=log, echo=echo)
             raise
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the re-queue short
         log.close()
@@ -358,6 +361,23 @@ def run_jobs(plan: StudyPlan) -> dict[str, str]:
     if failed:
         raise UserError(f"{len(failed)} of {len(procs)} worker processes failed (exit codes {failed})")
     return {f"{host}:{p.pid}": f"worker {i + 1}" for i, p in enumerate(procs)}
+
+
+def _requeue_after_storage_error(
+    plan: StudyPlan, study: optuna.Study, *, since: datetime.datetime, started: set[int], log: TrialLog, echo: Echo
+) -> None:
+    """Best effort, as for a Ctrl-C: the trial a storage failure (a full disk, a lock held too long) cut
+    short is re-queued with its params if the storage takes writes again; else the next run does it. A
+    SQLite file that is gone is left alone: opening it would create an empty one in its place."""
+    db = make_url(plan.storage).database if plan.storage.startswith("sqlite") else None
+    if db is not None and not os.path.exists(db):
+        return
+    try:
+        again, _ = split_requeued(study, requeue_interrupted(study, worker=worker_id(), since=since, numbers=started))
+    except Exception:
+        return
+    if again:
+        echo(f"{log.prefix}trial {_numbers(again)} re-queued with the same params")
 
 
 _SPENT = f"its {MAX_RETRY} retries are used up; the next trial is sampled afresh"

@@ -2,7 +2,10 @@
 
 Three ways a worker goes away: Ctrl-C (this process, `requeue_interrupted`), `kill -9` or a crash
 on THIS host (`fail_dead_local_trials`: its pid no longer exists, so it is dead now), and a crash
-on another host (Optuna's heartbeat: `fail_stale_trials` after the grace period).
+on another host (Optuna's heartbeat: `fail_stale_trials` after the grace period). A worker killed
+between Optuna's ask() and its trial's first beat (a few milliseconds) leaves a trial that never beat,
+which Optuna's stale check skips and no pid names: `fail_stale_trials` also fails a trial this process
+has watched stay RUNNING without any beat for the grace period (a live one beats within milliseconds).
 """
 
 from __future__ import annotations
@@ -10,11 +13,14 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import time
 import warnings
 from collections.abc import Collection, Sequence
 
 import optuna
+import sqlalchemy as sa
 from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from study.objective import worker_id
@@ -52,10 +58,55 @@ def _fail(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial | None:
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
-    """Optuna's heartbeat check: RUNNING trials silent for the grace period are failed and re-queued."""
+    """Optuna's heartbeat check: RUNNING trials silent for the grace period are failed and re-queued;
+    and those that never beat at all, once this process has watched them for the grace period."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    fail_never_beaten(study)
+
+
+# Trial id -> monotonic time at which this process first saw it RUNNING without a heartbeat. A clock of
+# our own: trials' start times are each worker's naive local time, which differs between hosts.
+_UNBEATEN: dict[int, float] = {}
+
+
+def fail_never_beaten(study: optuna.Study, *, now: float | None = None) -> list[int]:
+    """Fail (and re-queue, when it had params) every RUNNING trial that this process has seen without a
+    heartbeat for longer than the grace period: its worker died between ask() and its first beat.
+
+    Without this, `--until-complete N` counted such a trial as running forever and never finished."""
+    storage = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDBStorage in a cache
+    engine = getattr(storage, "engine", None)
+    if engine is None or not is_heartbeat_enabled(storage):
+        return []
+    grace = storage.grace_period or 2 * storage.heartbeat_interval  # type: ignore[attr-defined]
+    now = time.monotonic() if now is None else now
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    ids = {t._trial_id for t in running}
+    for gone in set(_UNBEATEN) - ids:
+        del _UNBEATEN[gone]
+    if not running:
+        return []
+    query = sa.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+        sa.bindparam("ids", expanding=True)
+    )
+    with engine.connect() as conn:
+        beaten = {row[0] for row in conn.execute(query, {"ids": sorted(ids)})}
+    failed = []
+    for t in running:
+        if t._trial_id in beaten:
+            _UNBEATEN.pop(t._trial_id, None)
+            continue
+        if now - _UNBEATEN.setdefault(t._trial_id, now) <= grace:
+            continue
+        del _UNBEATEN[t._trial_id]
+        done = _fail(study, t)
+        if done is not None:
+            if done.params:  # a popped retry copy; one killed before sampling has nothing to repeat
+                _retry(study, done)
+            failed.append(t.number)
+    return failed
 
 
 def _local_pid(worker: str) -> int | None:

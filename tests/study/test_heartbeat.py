@@ -108,3 +108,35 @@ def test_a_trial_beats_before_its_params_are_stored(tmp_path: Path) -> None:
     assert _beats(db, [trial.number]) == 0
     objective.sample(trial)
     assert study.trials[trial.number].params and _beats(db, [trial.number]) == 1
+
+
+def test_a_trial_whose_worker_died_before_its_first_beat_does_not_block_until_complete(tmp_path: Path) -> None:
+    """A worker killed between ask() and the objective's first beat (a few milliseconds; a helper's timed
+    kills hit it 4 times in 4) left a trial RUNNING with no beat and no worker: Optuna's stale check skips
+    it, no pid names it, and `--until-complete N` counted it as running forever."""
+    import optuna
+
+    from study.runner.recovery import fail_never_beaten
+    from study.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    hb = ("--heartbeat", "1", "--grace", "2")
+    first = Worker.start(tmp_path, "w0", "--storage", url, "--study-name", "s", "--until-complete", "1", *TINY, *hb)
+    assert first.wait() == 0, first.output
+    storage = open_storage(url, heartbeat=1, grace=2)
+    study = optuna.load_study(study_name="s", storage=storage)
+    orphan = study.ask()  # what the killed worker left: RUNNING, never beaten, no params, no worker attr
+    assert fail_never_beaten(study, now=0.0) == []  # first sight: a live trial beats within milliseconds
+    assert fail_never_beaten(study, now=1.0) == []  # inside the grace period
+    assert fail_never_beaten(study, now=3.0) == [orphan.number]
+    assert study.trials[orphan.number].state == TrialState.FAIL
+    assert len(study.trials) == 2  # no params: nothing to repeat, so no copy is queued
+
+    second = study.ask()  # the same again, left for the next command to find
+    start = time.monotonic()
+    again = Worker.start(tmp_path, "w1", "--storage", url, "--study-name", "s", "--until-complete", "2", *TINY, *hb)
+    assert again.wait(timeout=240) == 0, again.output
+    states = {t.number: t.state for t in trials(url, "s")}
+    assert states[second.number] == TrialState.FAIL
+    assert sum(s == TrialState.COMPLETE for s in states.values()) == 2
+    assert time.monotonic() - start < 200

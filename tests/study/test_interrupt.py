@@ -117,7 +117,11 @@ def test_a_ctrl_c_inside_a_database_statement_waits_for_it_then_stops(tmp_path) 
         check=False,
         preexec_fn=as_from_a_terminal,
     )
-    assert r.stdout.split("\n")[:3] == ["committed", "interrupted", "[1, 2, 3]"], r.stdout + r.stderr
+    # The held Ctrl-C is raised just after the transaction: on a loaded machine that can be inside the
+    # print that follows it ("committedinterrupted"), so the lines are not compared, what they prove is:
+    # the statement ran and committed (rows 1, 2), nothing kept its lock (row 3), the sleep was cut short.
+    lines = [ln for ln in r.stdout.replace("committed", "committed\n").splitlines() if ln]
+    assert "interrupted" in lines and lines[-1] == "[1, 2, 3]" and "not interrupted" not in lines, r.stdout + r.stderr
     assert "Traceback" not in r.stderr, r.stderr
 
 
