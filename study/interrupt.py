@@ -58,6 +58,11 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM / SIGHUP: the Ctrl-C path (held out of database code, trial re-queued, workers told)."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def _unraisable(u: sys.UnraisableHookArgs) -> None:
     if u.exc_type is not None and issubclass(u.exc_type, KeyboardInterrupt):
         return  # recorded by _on_sigint; check() raises it where it can be handled
@@ -84,6 +89,9 @@ def install() -> None:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         return  # started with Ctrl-C ignored (a worker still starting up, or `nohup`): keep it so
     signal.signal(signal.SIGINT, _on_sigint)
+    for stop in (signal.SIGTERM, signal.SIGHUP):  # `kill`, a closed terminal: stop as a Ctrl-C stops, not
+        if signal.getsignal(stop) is signal.SIG_DFL:  # dead mid-trial (a --jobs parent's workers ran on)
+            signal.signal(stop, _as_ctrl_c)
     sys.unraisablehook = _unraisable
     sqlalchemy = logging.getLogger("sqlalchemy")
     if not any(isinstance(h, _LibraryErrors) for h in sqlalchemy.handlers):

@@ -358,6 +358,8 @@ def run_jobs(plan: StudyPlan) -> dict[str, str]:
         raise
     host = worker_id().rpartition(":")[0]
     failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed and set(failed) == {130}:  # workers stopped by a Ctrl-C (or kill) of their own: re-queued
+        raise KeyboardInterrupt
     if failed:
         raise UserError(f"{len(failed)} of {len(procs)} worker processes failed (exit codes {failed})")
     return {f"{host}:{p.pid}": f"worker {i + 1}" for i, p in enumerate(procs)}

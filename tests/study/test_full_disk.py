@@ -25,6 +25,14 @@ def test_environment_errors_are_recognised_through_the_exception_chain() -> None
     except AssertionError as outer:
         assert "disk" in (environment_error(outer) or "")
     assert environment_error(ValueError("some bug")) is None
+    # A storage file deleted or its folder remounted read-only mid-run, a lock held past the busy timeout:
+    # Optuna raises UnboundLocalError in its own cleanup, over the storage error (a helper's stress runs).
+    for words, meaning in [("unable to open database file", "can no longer be opened"), ("database is locked", "lock")]:
+        storage = RuntimeError("An exception is raised during the commit.")
+        storage.__cause__ = sqlite3.OperationalError(words)
+        outer_error = UnboundLocalError("cannot access local variable 'updated_state'")
+        outer_error.__context__ = storage
+        assert meaning in (environment_error(outer_error) or ""), words
 
 
 @pytest.fixture

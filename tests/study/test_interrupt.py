@@ -168,3 +168,42 @@ def test_a_ctrl_c_inside_optunas_tell_stops_with_130_and_requeues(tmp_path) -> N
     assert "interrupted: trial 0 re-queued with the same params" in r.stdout + r.stderr, r.stdout + r.stderr
     states = [t.state for t in optuna.load_study(study_name="t", storage=url).trials]
     assert states == [TrialState.FAIL, TrialState.WAITING], states  # nothing left RUNNING, nothing lost
+
+
+def test_sigterm_stops_a_jobs_run_as_ctrl_c_does(tmp_path) -> None:
+    """`kill` (SIGTERM) of a --jobs parent killed the parent only: its workers ran on in the background,
+    writing to the dead command's output. Now SIGTERM and SIGHUP take the Ctrl-C path: each worker
+    re-queues its trial, the command exits 130, nothing stays RUNNING."""
+    import signal
+    import time
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    argv = ["run", "--storage", url, "--study-name", "t", "--trials", "4", "--jobs", "2", "--epochs", "5000"]
+    argv += ["--train-size", "500", "--device", "cpu", "--no-progress"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "study", *argv],
+        env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=as_from_a_terminal,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # both workers inside a trial
+        time.sleep(0.5)
+        try:
+            running = optuna.load_study(study_name="t", storage=url).get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+            )
+        except KeyError:
+            continue
+        if len(running) == 2 and all(t.params for t in running):
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert out.count("re-queued with the same params") == 2 and "Traceback" not in out, out
+    states = [t.state.name for t in optuna.load_study(study_name="t", storage=url).trials]
+    assert "RUNNING" not in states and states.count("WAITING") == 2, states
