@@ -42,10 +42,23 @@ def _with_precision(base: RunConfig, precision: str) -> RunConfig:
     return dataclasses.replace(base, train=dataclasses.replace(base.train, precision=precision))
 
 
-def _earlier_precision(study: optuna.Study) -> tuple[str, int] | None:
-    """The precision most of the study's stored trials ran with (studies from before auto was measured)."""
-    seen = Counter(t.user_attrs["precision"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("precision"))
-    return seen.most_common(1)[0] if seen else None
+def _earlier_precisions(study: optuna.Study) -> Counter[str]:
+    """How many of the study's stored trials ran in each precision."""
+    return Counter(t.user_attrs["precision"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("precision"))
+
+
+def _earlier_precision(study: optuna.Study) -> tuple[str, str] | None:
+    """The precision most of the study's stored trials ran with (studies from before auto was measured),
+    and the reason to show: how many of how many trials."""
+    seen = _earlier_precisions(study)
+    if not seen:
+        return None
+    precision, n = seen.most_common(1)[0]
+    total = sum(seen.values())
+    reason = (
+        f"kept from the study's {n} earlier trials" if n == total else f"kept from {n} of its {total} earlier trials"
+    )
+    return precision, reason
 
 
 def _header(decision: dict[str, Any]) -> str:
@@ -62,17 +75,27 @@ def study_precision(study: optuna.Study, base: RunConfig, *, n_train: int) -> St
     """
     stored = study.user_attrs.get(STUDY_ATTR)
     if base.train.precision != "auto":
-        if stored is not None and stored["precision"] != base.train.precision:
+        named = base.train.precision
+        if stored is not None and stored["precision"] != named:
             raise UserError(
-                f"study {study.study_name!r} runs in {stored['precision']} (decided by --precision auto at its "
-                f"first run), not {base.train.precision}; use --precision auto or a new --study-name"
+                f"study {study.study_name!r} runs in {stored['precision']} (decided at its first run: "
+                f"{stored.get('reason', 'auto')}), not {named}; use --precision auto or a new --study-name"
             )
+        other = {p: n for p, n in _earlier_precisions(study).items() if p != named}
+        if other:  # a study from before the decision was recorded: its trials say what it runs in
+            ran = ", ".join(f"{n} in {p}" for p, n in sorted(other.items()))
+            raise UserError(
+                f"study {study.study_name!r} has trials run in another precision ({ran}), not {named}: one study "
+                "runs in one precision; use --precision auto or a new --study-name"
+            )
+        if stored is None:  # the first run's named precision is the study's, as an auto decision would be
+            study.set_user_attr(STUDY_ATTR, {"precision": named, "reason": "named by --precision at its first run"})
         return StudyPrecision(base, None, None)
     if stored is None:
         earlier = _earlier_precision(study)
         if earlier is not None:
-            precision, n = earlier
-            stored = {"precision": precision, "reason": f"kept from the study's {n} earlier trials"}
+            precision, reason = earlier
+            stored = {"precision": precision, "reason": reason}
         else:
             device = resolve_device(base.train.device)
             precision, stored = decide_precision(base, device, rows=n_train, widths=[base.model.n_units_l1])

@@ -186,11 +186,16 @@ def _derived_settings(study: optuna.Study) -> dict[str, Any] | None:
     return derived
 
 
+# Settings named as the user sets them: the training subsample is drawn with the run's --seed.
+_SETTING_NAMES = {"subset_seed": "--seed (it draws the --train-size subsample)"}
+
+
 def _differences(stored: dict[str, Any], settings: dict[str, Any]) -> list[str]:
     diff = []
     for key, value in settings.items():
         if key in stored and stored[key] != value:
-            diff.append(f"{key} {stored[key]!r} (this run: {value!r})")
+            shown = _SETTING_NAMES.get(key, key)
+            diff.append(f"{shown} {stored[key]!r} (this run: {value!r})")
     if "epochs_at_least" in stored and settings.get("epochs", 0) < stored["epochs_at_least"]:
         diff.append(f"epochs >= {stored['epochs_at_least']} (this run: {settings.get('epochs')!r})")
     return diff

@@ -133,8 +133,18 @@ def family(studies: list[DesignStudy]) -> list[Design]:
 
 
 def storage_claims(studies: list[DesignStudy]) -> pd.DataFrame:
-    """The claims table (design_claims.claims_table) of these studies, Holm across the whole family."""
-    return dc.claims_table(family(studies), {s.design.name: s.trials for s in studies})
+    """The claims table (design_claims.claims_table) of these studies, Holm across the whole family.
+
+    Rows of a study whose stored declaration differs from study/designs.py are marked post hoc in their
+    note, so that the Markdown and CSV tables (what the docs paste) say it, not only the page."""
+    table = dc.claims_table(family(studies), {s.design.name: s.trials for s in studies})
+    changed = {s.design.name for s in studies if s.post_hoc}
+    if changed and len(table):
+        mark = "post hoc: the stored declaration differs from study/designs.py (judged as stored)"
+        rows = table["design"].isin(changed)
+        notes = table.loc[rows, "note"].fillna("").astype(str)
+        table.loc[rows, "note"] = [f"{mark}; {n}" if n else mark for n in notes]
+    return table
 
 
 @dataclass

@@ -45,8 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default="auto",
-        help="auto = measured per study (fp32 for designs that measure oscillation)",
+        default="fp32",
+        help="fp32 (default: the precision the designs were registered with, 'CPU fp32'); auto = measured per "
+        "study (fp32 for designs that measure oscillation). A study keeps the precision of its first run",
     )
     p.add_argument("--batch-trials", type=positive_int, default=1, help="train up to K cells at once (default 1)")
     p.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")

@@ -84,7 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=bounded_int(MAX_BATCH_TRIALS),
         default=DEFAULT_BATCH_TRIALS,
         help="train up to K trials at once as one batched model, results equal to training each alone "
-        f"(default {DEFAULT_BATCH_TRIALS})",
+        f"within float rounding (default {DEFAULT_BATCH_TRIALS})",
     )
     p.add_argument(
         "--sampler",

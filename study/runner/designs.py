@@ -42,6 +42,8 @@ from study.storage import MAX_RETRY, check_ours, check_study_name, curve_store, 
 def selected(names: list[str]) -> list[Design]:
     if not names or names == ["all"]:
         return list(DESIGNS)
+    if "all" in names:
+        raise UserError("'all' stands alone: give 'all', or design names (see --list)")
     unknown = [n for n in names if n not in DESIGNS_BY_NAME]
     if unknown:
         raise UserError(f"unknown design {', '.join(unknown)} (choose from all, {', '.join(DESIGNS_BY_NAME)})")
@@ -58,6 +60,13 @@ def open_design_study(storage: optuna.storages.BaseStorage, design: Design, pref
     study = check_ours(optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True))
     spec = spec_json(design)
     stored = study.user_attrs.get("design_spec")
+    if stored is None and (study.user_attrs.get("space") not in (None, "design") or study.get_trials(deepcopy=False)):
+        space = study.user_attrs.get("space")
+        made = f"`mnist-study run` (space {space!r})" if space else "something other than `mnist-study design`"
+        raise UserError(
+            f"study {name!r} already holds trials made by {made}, not design {design.name!r}'s cells; "
+            "use another --study-prefix (nothing was written)"
+        )
     if stored is None:
         study.set_user_attr("design", design.name)
         study.set_user_attr("design_spec", spec)
@@ -153,7 +162,7 @@ def run_designs(
     storage: str,
     prefix: str,
     device: str = "auto",
-    precision: str = "auto",
+    precision: str = "fp32",  # the registered designs ran in CPU fp32 (docs/claims.md)
     batch_trials: int = 1,
     jobs: int = 1,
     echo: Callable[[str], None] = print,

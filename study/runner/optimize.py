@@ -406,10 +406,11 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
     e = plan.base.train.epochs
     epochs = f"{e} epochs each" if plan.space == "article" else f"{max(1, e // 2)}-{e} epochs each, sampled"
     jobs = plan.jobs if plan.until_complete else min(plan.jobs, plan.n_trials)  # no worker without a trial
+    batch = plan.batch_trials if plan.until_complete else min(plan.batch_trials, plan.n_trials)  # nor a member
     echo(
         f"study {study.study_name!r} in {redact(plan.storage)}: {len(stored)} trials stored ({complete} complete), "
         f"running {todo} ({epochs}, train size {len(split.x_train)}, "
-        f"pruner {plan.pruner}, jobs {jobs}, batch {plan.batch_trials})"
+        f"pruner {plan.pruner}, jobs {jobs}, batch {batch})"
     )
     echo(
         study_precision(study, plan.base, n_train=len(split.x_train)).header or f"precision {plan.base.train.precision}"
@@ -421,6 +422,9 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
         trials = study.get_trials(deepcopy=False)
         who = runners(trials)
         ran = counts(t for t in trials if who[t.number] in workers)
+        n_ran = sum(who[t.number] in workers for t in trials if t.state.is_finished())
+        if plan.timeout is not None and not plan.until_complete and n_ran < plan.n_trials:  # say why, as below
+            echo(f"--timeout {plan.timeout:g} s reached after {n_ran} of {plan.n_trials} trials")
     else:
         total = max(0, plan.until_complete - complete) if plan.until_complete else plan.n_trials
         log = TrialLog(total=total, bar=plan.progress)

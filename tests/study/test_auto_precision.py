@@ -107,3 +107,23 @@ def test_train_json_reports_the_choice_and_figures(cli, cache):
     assert probe["shapes"][0]["rows"] == 500 and probe["shapes"][0]["fp32_gflops"] > 0
     assert "precision fp32 (auto:" in r.stderr  # the header line (stderr with --json)
     assert os.environ[P.CACHE_ENV] == str(cache)
+
+
+def test_a_named_precision_is_the_studys_and_another_is_refused(tmp_path, cache):
+    """`run --precision fp32`, then `--precision bf16` on the same study, made a mixed study."""
+    seed_cache(300, 100, fp32=3.0, bf16=1.0)
+    study = _study(tmp_path)
+    fp32 = RunConfig(train=TrainConfig(device="cpu", precision="fp32"))
+    bf16 = RunConfig(train=TrainConfig(device="cpu", precision="bf16"))
+    study_precision(study, fp32, n_train=300)
+    assert study.user_attrs[STUDY_ATTR]["precision"] == "fp32"
+    with pytest.raises(UserError, match="runs in fp32"):
+        study_precision(study, bf16, n_train=300)
+    assert study_precision(study, BASE, n_train=300).base.train.precision == "fp32"  # auto keeps it
+
+    old = _study(tmp_path, name="old")  # trials from before the decision was recorded
+    trial = old.ask()
+    trial.set_user_attr("precision", "fp32")
+    old.tell(trial, 0.5)
+    with pytest.raises(UserError, match=r"trials run in another precision \(1 in fp32\)"):
+        study_precision(old, bf16, n_train=300)

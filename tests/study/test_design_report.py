@@ -169,6 +169,9 @@ def test_one_preregistered_study_brings_the_whole_preregistered_family_and_flags
     table = dr.storage_claims(studies)
     assert len(table) == sum(len(d.predictions) for d in DESIGNS)
     assert (table["verdict"] == st.NO_DATA).all()
+    marked = table["note"].fillna("").str.startswith("post hoc")  # the Markdown/CSV the docs paste say it too
+    assert set(table.loc[marked, "design"]) == {changed.name} and marked.sum() == len(changed.predictions)
+    assert "post hoc" in dc.claims_markdown(table)
     with pytest.raises(UserError, match="no design study for width_lr"):
         dr.build_design_report(storage, designs=["width_lr"])
     report = dr.build_design_report(storage)

@@ -243,3 +243,18 @@ def test_design_trials_record_heartbeats_so_a_killed_batched_worker_is_requeued(
     optuna.storages.fail_stale_trials(study)
     states = [t.state for t in optuna.load_study(study_name="t_tiny", storage=storage).trials]
     assert states.count(TrialState.FAIL) == 1 and states.count(TrialState.WAITING) == 4  # re-queued copy
+
+
+def test_design_refuses_a_study_that_run_made_under_its_name(tmp_path, cli) -> None:
+    """`design` took over a `run` study named claims_<design>: it rewrote its space and counted the run's
+    trial as a design cell."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    made = cli("run", "--storage", url, "--study-name", "claims_input_mean", "--trials", "1", "--epochs", "5")
+    assert made.returncode == 0, made.stderr
+    before = optuna.load_study(study_name="claims_input_mean", storage=url).user_attrs
+    took = cli("design", "input_mean", "--storage", url, "--device", "cpu")
+    assert took.returncode == 2 and "made by `mnist-study run` (space 'article')" in took.stderr, took.stderr
+    study = optuna.load_study(study_name="claims_input_mean", storage=url)
+    assert study.user_attrs == before and len(study.trials) == 1  # nothing written
+    both = cli("design", "all", "input_mean", "--list")
+    assert both.returncode == 2 and "'all' stands alone" in both.stderr
