@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 _pending = False
@@ -126,3 +127,19 @@ def handled() -> None:
     """The Ctrl-C reached a handler: nothing left to raise."""
     global _pending
     _pending = False
+
+
+def exit_with_parent(*, poll_s: float = 1.0, grace_s: float = 60.0) -> None:
+    """In a worker process: once the process that started it is gone (kill -9 of a `--jobs` parent), stop
+    as a Ctrl-C stops (trial re-queued, checkpoint kept) instead of training on as an orphan whose rerun
+    would race it for the same checkpoints; still alive `grace_s` later, exit."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(grace_s)
+        os._exit(130)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from mnist_fc.config import RunConfig, TrainConfig
 from mnist_fc.data import load_split
-from study import quiet_threads
+from study import interrupt, quiet_threads
 from study.auto_precision import study_precision
 from study.design_spec import Design
 from study.designs import (
@@ -142,6 +142,7 @@ def _worker(designs: list[str], storage_url: str, prefix: str, base: RunConfig, 
     import torch
 
     quiet_threads.install()  # a spawned worker: the command's hook is not inherited
+    interrupt.exit_with_parent()  # no orphan training on after its command was killed
     torch.set_num_threads(threads_per_job(jobs))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()

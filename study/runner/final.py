@@ -12,10 +12,13 @@ and takes finished ones from their checkpoints without retraining.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import multiprocessing
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -40,6 +43,7 @@ from mnist_fc.model import FCNet
 from mnist_fc.normalize import Normalizer
 from mnist_fc.precision import device_name
 from mnist_fc.trainer import TrainResult
+from study import interrupt
 from study.defaults import DEFAULT_JOBS, DEFAULT_STUDY_NAME, FINAL_OUT, FINAL_PROGRESS_LINES, FINAL_SEEDS, ONNX_ATOL
 from study.defaults import default_storage as _default_storage
 from study.errors import UserError
@@ -152,12 +156,24 @@ def _train_all(
             _fit_seed(cfg, log_every, None, path, checkpoint_every) for cfg, path in zip(cfgs, checkpoints, strict=True)
         ]
     ctx = multiprocessing.get_context("spawn")  # no forked copies of this process's thread pools
-    with ProcessPoolExecutor(max_workers=min(jobs, len(cfgs)), mp_context=ctx) as pool:
+    # Workers stop with this process: a kill -9 of it left them training on, racing its rerun for the
+    # same checkpoints; a SIGTERM (the Ctrl-C path here) is passed on to them.
+    # A pool worker has no trial to re-queue: its KeyboardInterrupt only ends the seed, so exit soon after.
+    watch = functools.partial(interrupt.exit_with_parent, grace_s=5.0)
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(cfgs)), mp_context=ctx, initializer=watch)
+    with pool:
         futures = [
             pool.submit(_fit_seed, cfg, log_every, WORKER_THREADS, path, checkpoint_every)
             for cfg, path in zip(cfgs, checkpoints, strict=True)
         ]
-        return [f.result() for f in futures]
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(OSError):
+                    os.kill(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reached them already: harmless
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def check_same_data(study: optuna.Study, data: DataConfig) -> None:

@@ -290,6 +290,7 @@ def _worker(plan: StudyPlan, n_trials: int, index: int) -> None:
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupt.install()
+    interrupt.exit_with_parent()  # a parent killed by -9 cannot tell its workers: they watch for it
     quiet_threads.install()
     label = f"worker {index + 1}"
     try:

@@ -110,3 +110,52 @@ def test_a_requeued_trial_is_claimed_by_exactly_one_worker(tmp_path: Path) -> No
             barrier = manager.Barrier(6)
             claims = pool.map(_claim_waiting_trial, [(url, barrier)] * 6)
         assert sum(c is not None for c in claims) == 1, claims
+
+
+def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
+    """kill -9 of `final --jobs 2` (or `run --jobs 2`) left its workers training on as orphans, racing the
+    rerun for the same checkpoints; they now notice the parent is gone and stop within seconds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+    from tests.study.workers import as_from_a_terminal, cli_env
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    made = subprocess.run(
+        [sys.executable, "-m", "study", "run", "--storage", url, "--study-name", "s", "--trials", "1", *TINY],
+        env=cli_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    commands = {
+        "final": ["final", "--seeds", "0,1", "--jobs", "2", "--epochs", "5000", "--out", str(tmp_path / "m")],
+        "run": ["run", "--trials", "400", "--jobs", "2", *TINY],  # the study's settings; many short trials
+    }
+    for name, argv in commands.items():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "study", *argv, "--storage", url, "--study-name", "s"],
+            env=dict(cli_env(), PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=as_from_a_terminal,
+        )  # fmt: skip
+        kids: list[str] = []
+        deadline = time.monotonic() + 120
+        while len(kids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            kids = subprocess.run(
+                ["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True
+            ).stdout.split()
+        assert len(kids) >= 2, name
+        time.sleep(3)  # the workers are inside their training
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 60
+        alive = kids
+        while alive and time.monotonic() < deadline:
+            time.sleep(1)
+            alive = [
+                k for k in kids if os.path.exists(f"/proc/{k}") and open(f"/proc/{k}/stat").read().split()[2] != "Z"
+            ]
+        assert not alive, f"{name}: workers {alive} outlived their killed parent"
