@@ -27,6 +27,35 @@ def _umask() -> int:
     return 0o022
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _sweep(folder: Path, prefix: str) -> None:
+    """Remove what a writer killed mid-write (kill -9, power loss) left under `prefix` + its pid: a
+    temporary file (a checkpoint's is as large as the model) or a staging folder. Only a dead writer's:
+    another process writing the same target right now keeps its own."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix) :].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        leftover = folder / name
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
 @contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` to write; on success it is renamed onto `path`.
@@ -36,7 +65,8 @@ def replacing(path: str | Path) -> Iterator[Path]:
     as it was.
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    _sweep(path.parent, f".{path.name}.")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -69,7 +99,8 @@ def staged(folder: str | Path) -> Iterator[Path]:
     A command that fails half-way (a figure export that breaks) leaves `folder` as it was.
     """
     folder = Path(folder)
-    stage = Path(tempfile.mkdtemp(prefix=".mnist-study-", dir=folder))
+    _sweep(folder, ".mnist-study-")
+    stage = Path(tempfile.mkdtemp(prefix=f".mnist-study-{os.getpid()}.", dir=folder))
     try:
         yield stage
         mode = 0o666 & ~_umask()

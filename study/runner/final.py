@@ -37,7 +37,7 @@ from mnist_fc.config import DataConfig, RunConfig
 from mnist_fc.data import Split, file_sha256, load_split
 from mnist_fc.errors import ConfigError, DataError
 from mnist_fc.export import ONNX_HASH, PixelNet, export_onnx, onnx_logits, save_pixelnet, torch_logits
-from mnist_fc.files import with_suffix
+from mnist_fc.files import staged, with_suffix
 from mnist_fc.minibatch import fit
 from mnist_fc.model import FCNet
 from mnist_fc.normalize import Normalizer
@@ -332,17 +332,21 @@ def final_retrain(
         meta["command"] = command
     stem.parent.mkdir(parents=True, exist_ok=True)
     echo(f"exporting {stem}.onnx and checking it against PyTorch on {len(x_test)} test images ...")
-    onnx_path = export_onnx(model, with_suffix(stem, ".onnx"))
-    got = onnx_logits(onnx_path, x_test)
-    diff = float(np.abs(ref - got).max())
-    if diff > ONNX_ATOL:
-        raise UserError(f"ONNX check failed: max |logit difference| {diff:.2e} > {ONNX_ATOL:g}")
-    meta["test_accuracy"] = float((got.argmax(1) == y_test).mean())  # what `evaluate` prints for these files
-    meta["onnx_check"] = {
-        "max_abs_logit_diff": diff,
-        "same_predictions": float((ref.argmax(1) == got.argmax(1)).mean()),
-        "images": len(x_test),
-    }
-    meta[ONNX_HASH] = file_sha256(onnx_path)  # `evaluate` checks the ONNX file against it
-    paths = save_pixelnet(model, stem, meta=meta)
-    return FinalResult(runs=runs, paths=[paths["safetensors"], paths["json"], onnx_path], meta=meta)
+    # The three files are written into a hidden folder and renamed into place together at the end: a
+    # final killed during the ONNX check left a new .onnx beside the previous model's .json/.safetensors.
+    with staged(stem.parent) as stage:
+        onnx_path = export_onnx(model, with_suffix(stage / stem.name, ".onnx"))
+        got = onnx_logits(onnx_path, x_test)
+        diff = float(np.abs(ref - got).max())
+        if diff > ONNX_ATOL:
+            raise UserError(f"ONNX check failed: max |logit difference| {diff:.2e} > {ONNX_ATOL:g}")
+        meta["test_accuracy"] = float((got.argmax(1) == y_test).mean())  # what `evaluate` prints for these files
+        meta["onnx_check"] = {
+            "max_abs_logit_diff": diff,
+            "same_predictions": float((ref.argmax(1) == got.argmax(1)).mean()),
+            "images": len(x_test),
+        }
+        meta[ONNX_HASH] = file_sha256(onnx_path)  # `evaluate` checks the ONNX file against it
+        save_pixelnet(model, stage / stem.name, meta=meta)
+    paths = [with_suffix(stem, ext) for ext in (".safetensors", ".json", ".onnx")]
+    return FinalResult(runs=runs, paths=paths, meta=meta)

@@ -63,3 +63,24 @@ def test_staged_moves_all_files_or_none(tmp_path: Path) -> None:
 )
 def test_with_suffix_keeps_dots_in_the_stem(stem: str, suffix: str, expected: str) -> None:
     assert with_suffix(stem, suffix) == Path(expected)
+
+
+def test_leftovers_of_a_writer_killed_mid_write_are_swept_but_a_live_writers_are_kept(tmp_path) -> None:
+    """kill -9 during a write left hidden temporaries behind for good (a checkpoint's is as large as the model)."""
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    stale_file = tmp_path / f".m.json.{dead.pid}.abcdefgh.json"
+    stale_dir = tmp_path / f".mnist-study-{dead.pid}.abcdefgh"
+    live_file = tmp_path / f".m.json.{os.getpid()}.zyxwvuts.json"
+    stale_file.write_text("half")
+    stale_dir.mkdir()
+    (stale_dir / "m.onnx").write_text("half")
+    live_file.write_text("being written")
+    write_text(tmp_path / "m.json", "{}")
+    assert not stale_file.exists() and live_file.exists()
+    with staged(tmp_path) as stage:
+        (stage / "r.txt").write_text("r")
+    assert not stale_dir.exists() and (tmp_path / "r.txt").read_text() == "r"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live_file.name, "m.json", "r.txt"])
