@@ -544,6 +544,12 @@ def load_split(cfg: DataConfig, *, seed: int = 0) -> Split:
         x_tr, y_tr = load_csv(cfg.train_csv)  # type: ignore[arg-type]  # validate() requires both paths with source="csv"
         x_te, y_te = load_csv(cfg.test_csv)  # type: ignore[arg-type]  # (same)
         _check_distinct(Path(cfg.train_csv), Path(cfg.test_csv))  # type: ignore[arg-type]  # (same)
+        if x_te.shape == x_tr.shape and np.array_equal(y_te, y_tr) and np.array_equal(x_te, x_tr):
+            # The same data in another form (gzipped, CRLF, with or without a header): still training data.
+            raise DataError(
+                f"{cfg.test_csv}: the test CSV holds the same images and labels as the training CSV "
+                f"{cfg.train_csv}; its accuracy would be training accuracy: give the held-out test set"
+            )
     else:
         x_tr, y_tr, x_te, y_te = load_embedded()
     n_val = cfg.validation_size

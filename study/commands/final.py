@@ -58,7 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=positive_int, help="override the trial's epochs (e.g. to fit a time budget)")
     p.add_argument(
-        "--train-size", type=positive_int, help="stratified subsample of the 60,000 images (quick checks only)"
+        "--train-size",
+        type=positive_int,
+        help="stratified subsample of the training images (official or CSV rows; quick checks only)",
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the trial's device")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="override the trial's precision")

@@ -176,6 +176,21 @@ def _train_all(
             raise
 
 
+def _trained_on(data: DataConfig, n_train: int) -> str | dict[str, Any]:
+    """What the model was trained on, for its JSON: the official images, or the user's CSVs by content
+    (a relative path alone cannot tell which files produced the model)."""
+    if data.source != "csv":
+        return f"{n_train} official training images (train + validation)"
+    return {
+        "images": n_train,
+        "what": "all rows of the training CSV (train + validation)",
+        "train_csv": str(Path(data.train_csv or "").resolve()),
+        "train_sha256": file_sha256(data.train_csv or ""),
+        "test_csv": str(Path(data.test_csv or "").resolve()),
+        "test_sha256": file_sha256(data.test_csv or ""),
+    }
+
+
 def check_same_data(study: optuna.Study, data: DataConfig) -> None:
     """A CSV study's files must still hold the data its trials were chosen on (the SHA-256 that `run`
     recorded): a rewritten or cut file, or another folder's file of the same relative name, would
@@ -317,7 +332,7 @@ def final_retrain(
         "study_name": study_name,
         "trial_number": record["trial_number"],
         "trial_val_accuracy": record["value"],
-        "trained_on": f"{n_train} official training images (train + validation)",
+        "trained_on": _trained_on(cfg0.data, n_train),
         "seed": seeds[0],  # the shipped model's seed: the first listed, fixed before any result
         "seeds": runs,
         "test_accuracy_mean": statistics.fmean(accs),

@@ -228,10 +228,14 @@ def test_the_training_csv_as_test_csv_is_refused(tmp_path):
     write_csv(tmp_path / "train.csv", x, y)
     shutil.copy(tmp_path / "train.csv", tmp_path / "copy.csv")
     (tmp_path / "link.csv").symlink_to("train.csv")
-    for test in ("train.csv", "copy.csv", "link.csv"):
+    # The same data in other forms: gzipped, CRLF line ends, with a header line (a helper's probe).
+    (tmp_path / "train.csv.gz").write_bytes(gzip.compress((tmp_path / "train.csv").read_bytes()))
+    (tmp_path / "crlf.csv").write_bytes((tmp_path / "train.csv").read_bytes().replace(b"\n", b"\r\n"))
+    write_csv(tmp_path / "header.csv", x, y, header=True)
+    for test in ("train.csv", "copy.csv", "link.csv", "train.csv.gz", "crlf.csv", "header.csv"):
         cfg = DataConfig(source="csv", train_csv=str(tmp_path / "train.csv"), test_csv=str(tmp_path / test),
                          validation_size=20)  # fmt: skip
-        with pytest.raises(DataError, match="same data as the training CSV"):
+        with pytest.raises(DataError, match=r"same (data|images and labels) as the training CSV"):
             load_split(cfg)
     write_csv(tmp_path / "test.csv", x[:10], y[:10])
     cfg = DataConfig(source="csv", train_csv=str(tmp_path / "train.csv"), test_csv=str(tmp_path / "test.csv"),

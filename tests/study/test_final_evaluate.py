@@ -279,3 +279,8 @@ def test_final_refuses_csv_data_changed_since_the_study_ran(tmp_path, cli):
     assert r.returncode == 2 and "run from the folder it ran in" in r.stderr, r.stderr
     r = cli(*final, "--out", "m")
     assert r.returncode == 0, r.stderr
+    from mnist_fc.data import file_sha256
+
+    trained_on = json.loads((tmp_path / "m" / "c.json").read_text())["trained_on"]  # the CSVs, by content
+    assert trained_on["train_sha256"] == file_sha256(tmp_path / "tr.csv") and trained_on["images"] == 400
+    assert trained_on["test_csv"] == str((tmp_path / "te.csv").resolve()) and "official" not in json.dumps(trained_on)
