@@ -66,9 +66,10 @@ def fail_stale_trials(study: optuna.Study) -> None:
     fail_never_beaten(study)
 
 
-# Trial id -> monotonic time at which this process first saw it RUNNING without a heartbeat. A clock of
-# our own: trials' start times are each worker's naive local time, which differs between hosts.
-_UNBEATEN: dict[int, float] = {}
+# (storage URL, trial id) -> monotonic time at which this process first saw the trial RUNNING without a
+# heartbeat. A clock of our own: trials' start times are each worker's naive local time, which differs
+# between hosts. The URL keeps trial ids of two storages in one process (tests) apart.
+_UNBEATEN: dict[tuple[str, int], float] = {}
 
 
 def fail_never_beaten(study: optuna.Study, *, now: float | None = None) -> list[int]:
@@ -84,7 +85,8 @@ def fail_never_beaten(study: optuna.Study, *, now: float | None = None) -> list[
     now = time.monotonic() if now is None else now
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     ids = {t._trial_id for t in running}
-    for gone in set(_UNBEATEN) - ids:
+    where = str(engine.url)
+    for gone in [k for k in _UNBEATEN if k[0] == where and k[1] not in ids]:
         del _UNBEATEN[gone]
     if not running:
         return []
@@ -95,12 +97,13 @@ def fail_never_beaten(study: optuna.Study, *, now: float | None = None) -> list[
         beaten = {row[0] for row in conn.execute(query, {"ids": sorted(ids)})}
     failed = []
     for t in running:
+        key = (where, t._trial_id)
         if t._trial_id in beaten:
-            _UNBEATEN.pop(t._trial_id, None)
+            _UNBEATEN.pop(key, None)
             continue
-        if now - _UNBEATEN.setdefault(t._trial_id, now) <= grace:
+        if now - _UNBEATEN.setdefault(key, now) <= grace:
             continue
-        del _UNBEATEN[t._trial_id]
+        del _UNBEATEN[key]
         done = _fail(study, t)
         if done is not None:
             if done.params:  # a popped retry copy; one killed before sampling has nothing to repeat
