@@ -46,7 +46,7 @@ def test_run_tiny_study_then_extend(cli, tmp_path):
     # Running again with the same name adds trials and loses nothing; another --seed would draw another
     # training subsample, so it is refused (the trials would not compare).
     r = cli("run", "--trials", "2", "--storage", "sqlite:///x.db", "--study-name", "s", "--seed", "2", *TINY)
-    assert r.returncode == 2 and "subset_seed" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and "was run with --seed" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = cli("run", "--trials", "2", "--storage", "sqlite:///x.db", "--study-name", "s", "--seed", "1", *TINY)
     assert r.returncode == 0, r.stderr
     again = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'x.db'}")
