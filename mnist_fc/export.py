@@ -18,7 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnist_fc.config import ACTIVATIONS, INIT_DISTRIBUTIONS, INIT_SCALINGS, ModelConfig, model_config_from_dict
+from mnist_fc.config import (
+    ACTIVATIONS,
+    INIT_DISTRIBUTIONS,
+    INIT_SCALINGS,
+    MAX_UNITS,
+    ModelConfig,
+    model_config_from_dict,
+)
 from mnist_fc.data import file_sha256
 from mnist_fc.deskew import Deskew
 from mnist_fc.errors import ModelFileError
@@ -143,7 +150,6 @@ def load_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-MAX_WIDTH = 1 << 16  # widest hidden layer a model file may ask for (the CLI's limit too)
 _MODEL_TYPES: dict[str, tuple[type, ...]] = {
     "n_units_l1": (int,),
     "n_units_l2": (int,),
@@ -184,8 +190,8 @@ def model_config(meta: dict[str, Any], where: Path) -> ModelConfig:
     cfg = model_config_from_dict(raw)
     for key in ("n_units_l1", "n_units_l2"):
         width = getattr(cfg, key)
-        if not 1 <= width <= MAX_WIDTH:
-            raise ModelFileError(f"{where}: config.model.{key} is {width}; expected 1 to {MAX_WIDTH}")
+        if not 1 <= width <= MAX_UNITS:
+            raise ModelFileError(f"{where}: config.model.{key} is {width}; expected 1 to {MAX_UNITS}")
     if cfg.activation not in ACTIVATIONS:
         raise ModelFileError(f"{where}: unknown activation {cfg.activation[:40]!r} (one of {', '.join(ACTIVATIONS)})")
     if not 0.0 <= cfg.dropout < 1.0:
