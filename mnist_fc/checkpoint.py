@@ -77,9 +77,19 @@ def resume(path: Path, run: RunState) -> tuple[float, dict[str, Any]]:
         raise CheckpointError(f"checkpoint {path} is damaged: epoch {e!r} of a {run.cfg.train.epochs}-epoch run")
     try:
         return _apply(path, state, run)
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:  # shapes, dtypes, a crafted file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise CheckpointError(f"checkpoint {path} is damaged ({first}); delete it to start again") from None
+    except DAMAGE as exc:
+        raise damaged(path, exc) from None
+
+
+# What loading a damaged or crafted entry raises (shapes, dtypes, missing keys), here and in the loops
+# that load their own state from the checkpoint (minibatch: scheduler, generator, weight average).
+DAMAGE = (KeyError, TypeError, ValueError, RuntimeError, IndexError)
+
+
+def damaged(path: Path, exc: BaseException) -> CheckpointError:
+    """The one-line error for a checkpoint entry that would not load."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    return CheckpointError(f"checkpoint {path} is damaged ({first}); delete it to start again")
 
 
 _REQUIRED = ("epoch", "seconds", "model", "optimizer", "losses", "correct", "curves", "val", "flags", "plateau", "rng")

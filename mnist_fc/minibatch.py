@@ -154,11 +154,8 @@ def _loop(
             gen.set_state(loop["generator"])
             if ema is not None:
                 ema.load_state_dict(loop["ema"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a damaged or crafted loop entry
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            raise ckpt.CheckpointError(
-                f"checkpoint {checkpoint} is damaged ({first}); delete it to start again"
-            ) from None
+        except ckpt.DAMAGE as exc:  # a damaged or crafted loop entry
+            raise ckpt.damaged(checkpoint, exc) from None
 
     def loop_state() -> dict[str, Any]:
         """What the next epoch depends on beyond RunState (global RNGs: saved by checkpoint.save)."""
