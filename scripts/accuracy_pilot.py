@@ -35,7 +35,7 @@ from mnist_fc.config import OPTIMIZERS, PRECISIONS, RunConfig
 from mnist_fc.export import load_meta
 from mnist_fc.precision import cpu_flags
 from mnist_fc.trainer import fit
-from study.commands.args import redact_argv
+from study.redaction import redact_argv
 from study.runner.final import hardware
 from study.spaces import AUG_AT_STRENGTH_1
 

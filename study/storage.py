@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sqlite3
 import time
 import warnings
@@ -24,6 +23,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from study.curves import CurveStore
 from study.defaults import STORAGE_ENV
 from study.errors import UserError
+from study.redaction import mask_query_password
 
 HEARTBEAT_SECONDS = 30  # a live worker touches its trial this often
 GRACE_SECONDS = 90  # a RUNNING trial silent this long belongs to a dead worker
@@ -54,13 +54,10 @@ def check_study_name(name: str, *, flag: str = "--study-name") -> str:
     return name
 
 
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)  # libpq takes ?password=... too
-
-
 def redact(url: str) -> str:
     """The URL with any password (user:PASSWORD@ or ?password=) replaced by ***, safe to print or log."""
     try:
-        return _QUERY_PASSWORD.sub(r"\1***", sa.engine.make_url(url).render_as_string(hide_password=True))
+        return mask_query_password(sa.engine.make_url(url).render_as_string(hide_password=True))
     except Exception:
         return "<unparseable storage URL>"
 

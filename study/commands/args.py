@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import re
 from collections.abc import Callable
 
 from mnist_fc.config import (
@@ -31,6 +30,7 @@ from mnist_fc.config import (
 )
 from study.defaults import DEFAULT_STUDY_NAME, STORAGE_ENV, default_storage
 from study.errors import UserError
+from study.redaction import redact_url
 
 
 def _bound(kind: type, value: float) -> str:
@@ -101,21 +101,6 @@ def add_study_args(p: argparse.ArgumentParser, *, name: bool = True) -> None:
         help=f"any Optuna storage URL, e.g. sqlite:///file.db or postgresql+psycopg://user@host/db "
         f"(default: {source} {shown})",
     )
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (sqlalchemy-free: --help must stay fast)."""
-    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)  # libpq's ?password=
-    head, sep, tail = url.partition("://")
-    creds, at, host = tail.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    return f"{head}{sep}{creds.split(':', 1)[0]}:***@{host}"
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """A command line with the password of any storage URL in it masked (it is recorded in model files)."""
-    return [redact_url(a) if "://" in a else a for a in argv]
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:

@@ -7,8 +7,9 @@ import json
 import shlex
 import sys
 
-from study.commands.args import add_study_args, bounded_int, fraction_float, nonneg_int, positive_int, redact_argv
+from study.commands.args import add_study_args, bounded_int, fraction_float, nonneg_int, positive_int
 from study.defaults import DEFAULT_JOBS, FINAL_OUT, FINAL_PROGRESS_LINES, FINAL_SEEDS, MAX_JOBS
+from study.redaction import redact_argv
 
 EXAMPLE = """examples:
   mnist-study final --study-name accuracy --storage sqlite:///studies/accuracy.db \\
