@@ -223,7 +223,7 @@ def check_sqlite_file(path: Path, *, write: bool) -> None:
     _check_not_foreign(path, tables, study_cols)
 
 
-def _check_not_foreign(path: Path, tables: set[str], study_cols: set[str], *, kind: str = "sqlite") -> None:
+def _check_not_foreign(where: Path | str, tables: set[str], study_cols: set[str], *, kind: str = "sqlite") -> None:
     """A non-empty database that is not an Optuna storage belongs to someone else: never add tables to it."""
     if not tables:
         return
@@ -237,7 +237,7 @@ def _check_not_foreign(path: Path, tables: set[str], study_cols: set[str], *, ki
     foreign = sorted(tables - OPTUNA_TABLES - OWN_TABLES) or sorted(tables)
     shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
     raise UserError(
-        f"{path} is a {'SQLite' if kind == 'sqlite' else kind} database of another application (tables: {shown}), "
+        f"{where} is a {'SQLite' if kind == 'sqlite' else kind} database of another application (tables: {shown}), "
         f"not an Optuna study storage; give a new {'file' if kind == 'sqlite' else 'database'} for the study "
         "(nothing was written)"
     )
@@ -257,8 +257,7 @@ def _check_server_database(url: str, parsed: sa.URL) -> None:
             engine.dispose()
     except Exception:
         return
-    where = redact(url)
-    _check_not_foreign(Path(where), tables, study_cols, kind=parsed.get_backend_name())
+    _check_not_foreign(redact(url), tables, study_cols, kind=parsed.get_backend_name())
 
 
 def _prepare_sqlite(path: str, *, create: bool) -> None:

@@ -44,6 +44,7 @@ def test_another_applications_database_gets_no_optuna_tables(postgres_url: str) 
     done = _cli("run", "--storage", url, "--study-name", "s", "--trials", "1", *TINY)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "postgresql database of another application (tables: customers)" in done.stderr
+    assert "postgresql+psycopg://study:***@" in done.stderr  # the URL as given, password masked
     assert sa.engine.make_url(postgres_url).password not in done.stderr
     engine = sa.create_engine(url)
     assert sa.inspect(engine).get_table_names() == ["customers"]  # nothing added
