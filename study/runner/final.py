@@ -176,32 +176,34 @@ def _train_all(
             raise
 
 
-def _trained_on(data: DataConfig, n_train: int) -> str | dict[str, Any]:
+def _trained_on(data: DataConfig, n_train: int, digests: dict[str, str]) -> str | dict[str, Any]:
     """What the model was trained on, for its JSON: the official images, or the user's CSVs by content
-    (a relative path alone cannot tell which files produced the model)."""
+    (`digests`, from check_same_data; a relative path alone cannot tell which files produced the model)."""
     if data.source != "csv":
         return f"{n_train} official training images (train + validation)"
     return {
         "images": n_train,
         "what": "all rows of the training CSV (train + validation)",
         "train_csv": str(Path(data.train_csv or "").resolve()),
-        "train_sha256": file_sha256(data.train_csv or ""),
+        "train_sha256": digests["train_sha256"],
         "test_csv": str(Path(data.test_csv or "").resolve()),
-        "test_sha256": file_sha256(data.test_csv or ""),
+        "test_sha256": digests["test_sha256"],
     }
 
 
-def check_same_data(study: optuna.Study, data: DataConfig) -> None:
+def check_same_data(study: optuna.Study, data: DataConfig) -> dict[str, str]:
     """A CSV study's files must still hold the data its trials were chosen on (the SHA-256 that `run`
     recorded): a rewritten or cut file, or another folder's file of the same relative name, would
-    retrain and test on other data without a word."""
+    retrain and test on other data without a word. Returns the files' digests ({} for the embedded set),
+    which the model's JSON records."""
     if data.source != "csv":
-        return
+        return {}
     recorded = study.user_attrs.get("settings")
     recorded = recorded if isinstance(recorded, dict) else {}
+    digests = {}
     for key, path in (("train_sha256", data.train_csv), ("test_sha256", data.test_csv)):
         try:
-            now = file_sha256(path or "")
+            now = digests[key] = file_sha256(path or "")
         except DataError as e:
             where = f"a path stored by study {study.study_name!r}: run from the folder it ran in"
             raise UserError(f"{e} ({where})") from None
@@ -210,6 +212,7 @@ def check_same_data(study: optuna.Study, data: DataConfig) -> None:
                 f"{path}: not the data study {study.study_name!r} was run on (its SHA-256 changed); restore the "
                 "file, or run a new study on the new data"
             )
+    return digests
 
 
 def model_stem(name: str | None, study_name: str) -> str:
@@ -279,7 +282,7 @@ def final_retrain(
     check_model_outputs(
         stem, storage=storage, data=cfgs[0].data
     )  # never the storage or a CSV; before hours of training
-    check_same_data(study, cfgs[0].data)
+    digests = check_same_data(study, cfgs[0].data)
     split = raw_split(cfgs[0].data, seed=seeds[0])  # bad data fails here, before training
     x_test, y_test, n_train = split.x_test, split.y_test, len(split.x_train)
     n_epochs = cfgs[0].train.epochs
@@ -332,7 +335,7 @@ def final_retrain(
         "study_name": study_name,
         "trial_number": record["trial_number"],
         "trial_val_accuracy": record["value"],
-        "trained_on": _trained_on(cfg0.data, n_train),
+        "trained_on": _trained_on(cfg0.data, n_train, digests),
         "seed": seeds[0],  # the shipped model's seed: the first listed, fixed before any result
         "seeds": runs,
         "test_accuracy_mean": statistics.fmean(accs),
