@@ -261,9 +261,7 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
             raise
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the re-queue short
         log.close()
-        again, spent = split_requeued(
-            study, requeue_interrupted(study, worker=worker_id(), since=since, numbers=started)
-        )
+        again, spent = _requeue_mine(study, since=since, started=started)
         if again:
             echo(f"{log.prefix}interrupted: trial {', '.join(map(str, again))} re-queued with the same params")
         if spent:
@@ -366,6 +364,11 @@ def run_jobs(plan: StudyPlan) -> dict[str, str]:
     return {f"{host}:{p.pid}": f"worker {i + 1}" for i, p in enumerate(procs)}
 
 
+def _requeue_mine(study: optuna.Study, *, since: datetime.datetime, started: set[int]) -> tuple[list[int], list[int]]:
+    """Fail and re-queue the trials this process was running; (re-queued, not re-queued: retries used up)."""
+    return split_requeued(study, requeue_interrupted(study, worker=worker_id(), since=since, numbers=started))
+
+
 def _requeue_after_storage_error(
     plan: StudyPlan, study: optuna.Study, *, since: datetime.datetime, started: set[int], log: TrialLog, echo: Echo
 ) -> None:
@@ -376,7 +379,7 @@ def _requeue_after_storage_error(
     if db is not None and not os.path.exists(db):
         return
     try:
-        again, _ = split_requeued(study, requeue_interrupted(study, worker=worker_id(), since=since, numbers=started))
+        again, _ = _requeue_mine(study, since=since, started=started)
     except Exception:
         return
     if again:
