@@ -47,6 +47,7 @@ from study import interrupt
 from study.defaults import DEFAULT_JOBS, DEFAULT_STUDY_NAME, FINAL_OUT, FINAL_PROGRESS_LINES, FINAL_SEEDS, ONNX_ATOL
 from study.defaults import default_storage as _default_storage
 from study.errors import UserError
+from study.locks import exclusive
 from study.report_text import best_record
 from study.runner.optimize import check_config
 from study.runner.progress import Echo
@@ -288,83 +289,91 @@ def final_retrain(
     n_epochs = cfgs[0].train.epochs
     every = max(1, n_epochs // FINAL_PROGRESS_LINES) if log_every is None else log_every
     check_writable_dir(stem.parent, what="output folder")  # an unwritable --out fails now, not after training
-    checkpoints: list[Path | None] = [None] * len(seeds)
+    # One writer per model stem and per checkpoint: two finals with the same --out/--name (or checkpoints)
+    # trained for hours and the last to finish replaced the other's files without a word.
+    targets: list[tuple[str | Path, str]] = [(stem, "model")]
     if checkpoint_dir is not None:
-        check_writable_dir(checkpoint_dir, what="checkpoint folder")
-        checkpoints = [checkpoint_path(checkpoint_dir, s) for s in seeds]
-        for cfg, path in zip(cfgs, checkpoints, strict=True):
-            if path is not None and path.exists():  # another config's or a damaged one: refused before training
-                done = int(ckpt.load(path, cfg)["epoch"])
-                what = "finished, not retrained" if done >= cfg.train.epochs else "resuming"
-                echo(f"seed {cfg.train.seed}: checkpoint {path} at epoch {done} of {cfg.train.epochs}; {what}")
-    echo(f"training {len(cfgs)} seed(s) on {n_train} images, {n_epochs} epochs each ...")
-    trained = _train_all(cfgs, jobs=jobs, log_every=every, checkpoints=checkpoints, checkpoint_every=checkpoint_every)
-    runs: list[dict[str, Any]] = []
-    shipped: tuple[PixelNet, RunConfig, TrainResult, np.ndarray] | None = None
-    for cfg, (result, state, normalizer) in zip(cfgs, trained, strict=True):
-        seed = cfg.train.seed
-        if result.diverged:
-            raise UserError(f"seed {seed} diverged at epoch {result.epochs}; nothing saved")
-        net = FCNet(cfg.model)
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-        pixelnet = PixelNet.of(net, normalizer, deskew=cfg.data.deskew)
-        # Every seed is scored as it is saved and deployed (fp32 weights, fp32 inference: what `evaluate` and
-        # the ONNX file give), so the seeds' mean and the shipped seed are one measure; a bf16-trained run's
-        # own end-of-training figure (bf16 autocast) is kept beside it and can differ by an image or two.
-        logits = torch_logits(pixelnet, x_test)
-        accuracy = float((logits.argmax(1) == y_test).mean())
-        trained_as = f"; {result.test_accuracy:.4f} in {result.precision}" if result.precision != "fp32" else ""
-        echo(f"seed {seed}: test accuracy {accuracy:.4f} (fp32 inference{trained_as}; {result.seconds:.0f} s)")
-        runs.append(
-            {
-                "seed": seed,
-                "test_accuracy": accuracy,
-                "test_accuracy_in_training_precision": result.test_accuracy,
-                "seconds": result.seconds,
-                "epochs": result.epochs,
-            }
+        targets += [(checkpoint_path(checkpoint_dir, s), "checkpoint") for s in seeds]
+    with exclusive(targets):
+        checkpoints: list[Path | None] = [None] * len(seeds)
+        if checkpoint_dir is not None:
+            check_writable_dir(checkpoint_dir, what="checkpoint folder")
+            checkpoints = [checkpoint_path(checkpoint_dir, s) for s in seeds]
+            for cfg, path in zip(cfgs, checkpoints, strict=True):
+                if path is not None and path.exists():  # another config's or a damaged one: refused before training
+                    done = int(ckpt.load(path, cfg)["epoch"])
+                    what = "finished, not retrained" if done >= cfg.train.epochs else "resuming"
+                    echo(f"seed {cfg.train.seed}: checkpoint {path} at epoch {done} of {cfg.train.epochs}; {what}")
+        echo(f"training {len(cfgs)} seed(s) on {n_train} images, {n_epochs} epochs each ...")
+        trained = _train_all(
+            cfgs, jobs=jobs, log_every=every, checkpoints=checkpoints, checkpoint_every=checkpoint_every
         )
-        if shipped is None:
-            shipped = (pixelnet, cfg, result, logits)
-    assert shipped is not None  # seeds is not empty
-    model, cfg0, result0, ref = shipped  # ref: the shipped seed's PyTorch logits, the ONNX file's reference
-    accs = [r["test_accuracy"] for r in runs]
-    parallel = min(jobs, len(seeds))  # seeds trained at once (_train_all's worker count)
-    meta = {
-        "config": cfg0.to_dict(),
-        "study_name": study_name,
-        "trial_number": record["trial_number"],
-        "trial_val_accuracy": record["value"],
-        "trained_on": _trained_on(cfg0.data, n_train, digests),
-        "seed": seeds[0],  # the shipped model's seed: the first listed, fixed before any result
-        "seeds": runs,
-        "test_accuracy_mean": statistics.fmean(accs),
-        "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-        "device": result0.device,
-        "precision": result0.precision,
-        "hardware": hardware(threads=WORKER_THREADS if parallel > 1 else None),
-        "parallel_jobs": parallel,  # seeds trained at once: their seconds share the CPU
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    if command:
-        meta["command"] = command
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    echo(f"exporting {stem}.onnx and checking it against PyTorch on {len(x_test)} test images ...")
-    # The three files are written into a hidden folder and renamed into place together at the end: a
-    # final killed during the ONNX check left a new .onnx beside the previous model's .json/.safetensors.
-    with staged(stem.parent) as stage:
-        onnx_path = export_onnx(model, with_suffix(stage / stem.name, ".onnx"))
-        got = onnx_logits(onnx_path, x_test)
-        diff = float(np.abs(ref - got).max())
-        if diff > ONNX_ATOL:
-            raise UserError(f"ONNX check failed: max |logit difference| {diff:.2e} > {ONNX_ATOL:g}")
-        meta["test_accuracy"] = float((got.argmax(1) == y_test).mean())  # what `evaluate` prints for these files
-        meta["onnx_check"] = {
-            "max_abs_logit_diff": diff,
-            "same_predictions": float((ref.argmax(1) == got.argmax(1)).mean()),
-            "images": len(x_test),
+        runs: list[dict[str, Any]] = []
+        shipped: tuple[PixelNet, RunConfig, TrainResult, np.ndarray] | None = None
+        for cfg, (result, state, normalizer) in zip(cfgs, trained, strict=True):
+            seed = cfg.train.seed
+            if result.diverged:
+                raise UserError(f"seed {seed} diverged at epoch {result.epochs}; nothing saved")
+            net = FCNet(cfg.model)
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+            pixelnet = PixelNet.of(net, normalizer, deskew=cfg.data.deskew)
+            # Every seed is scored as it is saved and deployed (fp32 weights, fp32 inference: what `evaluate` and
+            # the ONNX file give), so the seeds' mean and the shipped seed are one measure; a bf16-trained run's
+            # own end-of-training figure (bf16 autocast) is kept beside it and can differ by an image or two.
+            logits = torch_logits(pixelnet, x_test)
+            accuracy = float((logits.argmax(1) == y_test).mean())
+            trained_as = f"; {result.test_accuracy:.4f} in {result.precision}" if result.precision != "fp32" else ""
+            echo(f"seed {seed}: test accuracy {accuracy:.4f} (fp32 inference{trained_as}; {result.seconds:.0f} s)")
+            runs.append(
+                {
+                    "seed": seed,
+                    "test_accuracy": accuracy,
+                    "test_accuracy_in_training_precision": result.test_accuracy,
+                    "seconds": result.seconds,
+                    "epochs": result.epochs,
+                }
+            )
+            if shipped is None:
+                shipped = (pixelnet, cfg, result, logits)
+        assert shipped is not None  # seeds is not empty
+        model, cfg0, result0, ref = shipped  # ref: the shipped seed's PyTorch logits, the ONNX file's reference
+        accs = [r["test_accuracy"] for r in runs]
+        parallel = min(jobs, len(seeds))  # seeds trained at once (_train_all's worker count)
+        meta = {
+            "config": cfg0.to_dict(),
+            "study_name": study_name,
+            "trial_number": record["trial_number"],
+            "trial_val_accuracy": record["value"],
+            "trained_on": _trained_on(cfg0.data, n_train, digests),
+            "seed": seeds[0],  # the shipped model's seed: the first listed, fixed before any result
+            "seeds": runs,
+            "test_accuracy_mean": statistics.fmean(accs),
+            "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "device": result0.device,
+            "precision": result0.precision,
+            "hardware": hardware(threads=WORKER_THREADS if parallel > 1 else None),
+            "parallel_jobs": parallel,  # seeds trained at once: their seconds share the CPU
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        meta[ONNX_HASH] = file_sha256(onnx_path)  # `evaluate` checks the ONNX file against it
-        save_pixelnet(model, stage / stem.name, meta=meta)
-    paths = [with_suffix(stem, ext) for ext in (".safetensors", ".json", ".onnx")]
-    return FinalResult(runs=runs, paths=paths, meta=meta)
+        if command:
+            meta["command"] = command
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        echo(f"exporting {stem}.onnx and checking it against PyTorch on {len(x_test)} test images ...")
+        # The three files are written into a hidden folder and renamed into place together at the end: a
+        # final killed during the ONNX check left a new .onnx beside the previous model's .json/.safetensors.
+        with staged(stem.parent) as stage:
+            onnx_path = export_onnx(model, with_suffix(stage / stem.name, ".onnx"))
+            got = onnx_logits(onnx_path, x_test)
+            diff = float(np.abs(ref - got).max())
+            if diff > ONNX_ATOL:
+                raise UserError(f"ONNX check failed: max |logit difference| {diff:.2e} > {ONNX_ATOL:g}")
+            meta["test_accuracy"] = float((got.argmax(1) == y_test).mean())  # what `evaluate` prints for these files
+            meta["onnx_check"] = {
+                "max_abs_logit_diff": diff,
+                "same_predictions": float((ref.argmax(1) == got.argmax(1)).mean()),
+                "images": len(x_test),
+            }
+            meta[ONNX_HASH] = file_sha256(onnx_path)  # `evaluate` checks the ONNX file against it
+            save_pixelnet(model, stage / stem.name, meta=meta)
+        paths = [with_suffix(stem, ext) for ext in (".safetensors", ".json", ".onnx")]
+        return FinalResult(runs=runs, paths=paths, meta=meta)

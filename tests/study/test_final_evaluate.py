@@ -284,3 +284,39 @@ def test_final_refuses_csv_data_changed_since_the_study_ran(tmp_path, cli):
     trained_on = json.loads((tmp_path / "m" / "c.json").read_text())["trained_on"]  # the CSVs, by content
     assert trained_on["train_sha256"] == file_sha256(tmp_path / "tr.csv") and trained_on["images"] == 400
     assert trained_on["test_csv"] == str((tmp_path / "te.csv").resolve()) and "official" not in json.dumps(trained_on)
+
+
+def test_a_final_writing_the_same_model_or_checkpoint_is_refused_until_its_holder_ends(final_dir, cli):
+    """Two finals with the same --out/--name trained for hours and the last one silently replaced the other's
+    files; two sharing a --checkpoint-dir wrote the same seed's checkpoint in turn. The second is now refused
+    in one line naming the holder's pid, writes nothing, and a killed holder (kill -9) blocks nobody."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    d, _ = final_dir
+    quick = ("--storage", "sqlite:///s.db", "--study-name", "acc", "--seeds", "0", "--epochs", "1",
+             "--train-size", "300")  # fmt: skip
+    for target, flags, what in (
+        ("locked/../locked/m", ("--out", "locked", "--name", "m"), "model"),  # same files, spelled otherwise
+        ("ck/seed0.ckpt", ("--out", "other", "--name", "n", "--checkpoint-dir", "./ck"), "checkpoint"),
+    ):
+        hold = (
+            "import sys, time\nfrom study.locks import exclusive\n"
+            f"with exclusive([({target!r}, 'x')]):\n    print('held', flush=True)\n    time.sleep(120)\n"
+        )
+        holder = subprocess.Popen([sys.executable, "-c", hold], cwd=d, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            r = cli("final", *quick, *flags, cwd=d)
+            assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+            assert f"{what} " in r.stderr and f"another mnist-study process (pid {holder.pid})" in r.stderr, r.stderr
+            out = d / flags[1]
+            assert not out.exists() or not any(out.iterdir())  # nothing written
+        finally:
+            os.kill(holder.pid, signal.SIGKILL)
+            holder.wait()
+        r = cli("final", *quick, *flags, cwd=d)  # the kernel dropped the dead holder's lock
+        assert r.returncode == 0, r.stderr
+        assert (d / flags[1] / f"{flags[3]}.json").is_file()
