@@ -101,20 +101,20 @@ def _check_url(url: str) -> sa.URL:
         try:
             parent = path.resolve().parent
         except (OSError, RuntimeError) as e:  # a symlink loop
-            raise UserError(f"storage path {shown(path)}: cannot follow it ({e})") from None
+            raise UserError(f"storage path {shown_path(path)}: cannot follow it ({e})") from None
         if path.is_dir():
-            raise UserError(f"storage path {shown(path)} is a folder, not a SQLite file")
+            raise UserError(f"storage path {shown_path(path)} is a folder, not a SQLite file")
         if not parent.is_dir():
             if db.startswith("~"):
                 raise UserError(
-                    f"storage folder {shown(parent)} does not exist: a SQLite URL does not expand ~ (SQLAlchemy "
+                    f"storage folder {shown_path(parent)} does not exist: a SQLite URL does not expand ~ (SQLAlchemy "
                     f"opens {db!r} relative to this folder); write the full path, e.g. sqlite:///{Path(db).expanduser()}"
                 )
-            raise UserError(f"storage folder {shown(parent)} does not exist")
+            raise UserError(f"storage folder {shown_path(parent)} does not exist")
     return parsed
 
 
-def shown(path: str | Path) -> str:
+def shown_path(path: str | Path) -> str:
     """A path as an error message should show it: quoted when blanks at its ends would hide in the text."""
     text = str(path)
     return repr(text) if text != text.strip() or not text else text
@@ -336,7 +336,7 @@ def open_storage(
     if sqlite:
         db = str(parsed.database)  # as SQLAlchemy opens it: no ~ expansion
         if not create and not Path(db).exists():
-            raise UserError(f"no study database at {shown(db)}")
+            raise UserError(f"no study database at {shown_path(db)}")
         check_sqlite_file(Path(db), write=create)
         for attempt in range(20):  # switching a fresh file to WAL can fail "locked" at once, busy timeout or not
             try:
