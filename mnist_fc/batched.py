@@ -40,7 +40,7 @@ from mnist_fc.loss import full_batch_ce_members
 from mnist_fc.normalize import normalizer_for
 from mnist_fc.results import EvalCallback, TrainResult
 from mnist_fc.runstate import RunState
-from mnist_fc.runtime import EVAL_CHUNK, DeviceData, autocast, enable_tf32, prepare, run_settings, sync
+from mnist_fc.runtime import EVAL_CHUNK, DeviceData, autocast, prepare, run_settings, sync
 
 
 def batch_key(cfg: RunConfig) -> Hashable | None:
@@ -138,7 +138,7 @@ def train_batched(
     else:
         p = prepare(cfgs[0], split, widths=widths)
     torch.manual_seed(cfgs[0].train.seed)
-    with run_settings(deterministic=cfgs[0].train.deterministic):
+    with run_settings(deterministic=cfgs[0].train.deterministic, device=p.device):
         runs = [RunState(cfg, p.device, cb) for cfg, cb in zip(cfgs, callbacks, strict=True)]
         if fold:
             for run in runs:
@@ -209,7 +209,6 @@ def _evaluate_members(
 def _fit_batched(
     runs: list[RunState], data: DeviceData, device: torch.device, precision: str, probe: dict[str, Any] | None
 ) -> list[TrainResult]:
-    enable_tf32(device)
     firsts = [run.model.linears()[0] for run in runs]
     rests = [run.model.net[1:] for run in runs]  # everything after the first Linear, per trial
     x, y = data.x_train, data.y_train

@@ -189,7 +189,8 @@ def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
 
 
 def article_preset(**train_overrides: Any) -> RunConfig:
-    """The article's exact setup: 784-100-30-10 sigmoid, N(0.01, 0.1), SGD lr 0.1, 50,000 epochs."""
+    """The article's setup: 784-100-30-10 sigmoid, N(0.01, 0.1), SGD lr 0.1, 50,000 epochs; the last 10,000
+    training images are held out for validation (the article trained on all 60,000)."""
     return RunConfig(
         model=ModelConfig(),
         data=DataConfig(normalization="article"),
@@ -294,6 +295,7 @@ def validate(cfg: RunConfig) -> None:
         (t.schedule in SCHEDULES, f"unknown schedule {t.schedule!r} (choose from {', '.join(SCHEDULES)})"),
         (0 <= t.warmup_epochs <= MAX_EPOCHS, f"warm-up epochs must be in [0, {MAX_EPOCHS}]"),
         (t.warmup_epochs == 0 or t.schedule != "none", "warm-up needs a schedule: cosine or onecycle"),
+        (t.warmup_epochs <= t.epochs, "warm-up epochs must be at most the number of epochs"),
         (0.0 <= t.label_smoothing < 1.0, "label smoothing must be in [0, 1)"),
         (0.0 <= t.ema_decay < 1.0, "EMA decay must be in [0, 1)"),
         (

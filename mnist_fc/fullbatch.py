@@ -18,7 +18,7 @@ from mnist_fc.data import Split
 from mnist_fc.loss import full_batch_ce
 from mnist_fc.results import EvalCallback, Fitted, LogFn
 from mnist_fc.runstate import RunState
-from mnist_fc.runtime import Prepared, autocast, enable_tf32, prepare, run_settings, sync
+from mnist_fc.runtime import Prepared, autocast, prepare, run_settings, sync
 
 
 def fit_fullbatch(
@@ -39,7 +39,7 @@ def fit_fullbatch(
     path = ckpt.path_to_use(checkpoint, checkpoint_every)
     p = prepare(cfg, split)
     torch.manual_seed(cfg.train.seed)
-    with run_settings(deterministic=cfg.train.deterministic):
+    with run_settings(deterministic=cfg.train.deterministic, device=p.device):
         return _loop(cfg, p, on_eval, log, log_every, path, checkpoint_every)
 
 
@@ -53,7 +53,6 @@ def _loop(
     checkpoint_every: int,
 ) -> Fitted:
     device, precision, data = p.device, p.precision, p.data
-    enable_tf32(device)
     run = RunState(cfg, device, on_eval)
     spent = ckpt.restore(checkpoint, run) if checkpoint is not None and checkpoint.exists() else 0.0
     model, opt = run.model, run.opt

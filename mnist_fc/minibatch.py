@@ -43,10 +43,11 @@ def augmentation_of(t: TrainConfig) -> Augmentation:
     )
 
 
-def _batches(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """Index batches of one epoch; a trailing batch of one image is dropped (BatchNorm cannot use it)."""
+def _batches(perm: torch.Tensor, batch_size: int, *, batchnorm: bool) -> list[torch.Tensor]:
+    """Index batches of one epoch; with BatchNorm a trailing batch of one image is dropped (BatchNorm
+    cannot normalise one image); without it every image is trained on."""
     parts = list(torch.split(perm, batch_size))
-    if len(parts) > 1 and len(parts[-1]) < 2:
+    if batchnorm and len(parts) > 1 and len(parts[-1]) < 2:
         parts.pop()
     return parts
 
@@ -111,7 +112,7 @@ def fit_minibatch(
     path = ckpt.path_to_use(checkpoint, checkpoint_every)
     p = prepare(cfg, split)
     # No denormal flushing here: the minibatch path (and the shipped model) was trained without it.
-    with run_settings(deterministic=cfg.train.deterministic, flush_denormals=False):
+    with run_settings(deterministic=cfg.train.deterministic, device=p.device, flush_denormals=False):
         return _loop(cfg, p, on_eval, log, log_every, path, checkpoint_every)
 
 
@@ -145,7 +146,9 @@ def _loop(
     x_clean, y = data.x_train, data.y_train
     n = len(x_clean)
     batch_size = min(t.batch_size or n, n)
-    sched = build_scheduler(opt, t, steps_per_epoch=len(_batches(torch.arange(n), batch_size)))
+    sched = build_scheduler(
+        opt, t, steps_per_epoch=len(_batches(torch.arange(n), batch_size, batchnorm=cfg.model.batchnorm))
+    )
     spent = 0.0
     if checkpoint is not None and checkpoint.exists():  # after the scheduler: it rewrites the optimiser's lr
         spent, loop = ckpt.resume(checkpoint, run)
@@ -175,7 +178,7 @@ def _loop(
             x = ((augment_images(pixels, aug, generator=gen) - shift) / scale).to(x_clean.dtype)
         else:
             x = x_clean
-        for idx in _batches(torch.randperm(n, generator=gen, device=device), batch_size):
+        for idx in _batches(torch.randperm(n, generator=gen, device=device), batch_size, batchnorm=cfg.model.batchnorm):
             xb, yb = x[idx], y[idx]
             with autocast(device, precision):
                 logits = model(xb)

@@ -56,7 +56,9 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A scheduler to step once per optimiser step."""
     total = t.epochs * steps_per_epoch
-    warmup = round(t.warmup_epochs * steps_per_epoch)
+    # A warm-up asked for lasts at least one step: round() made a short one 0 steps, which cosine dropped and
+    # onecycle read as "default: 30% of the run". Halves round up (round() gave 2.5 epochs 2 steps).
+    warmup = max(1, math.floor(t.warmup_epochs * steps_per_epoch + 0.5)) if t.warmup_epochs > 0 else 0
     return torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: lr_factor(step, total=total, warmup=warmup, schedule=t.schedule)
     )

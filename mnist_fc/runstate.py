@@ -156,8 +156,8 @@ class RunState:
         seen = self.seen[:run].clamp(min=1) if self.seen is not None else len(data.x_train)
         curves.train_accuracy = (self.correct[:run].double() / seen).cpu().tolist()
         if self.diverged:
-            test_acc = train_loss = float("nan")
-            train_acc = curves.train_accuracy[-1] if curves.train_accuracy else float("nan")
+            # NaN logits' argmax is class 0: any accuracy of them is the share of zeros, not a result
+            test_acc = train_loss = train_acc = float("nan")
         else:
             # Final metrics of the trained weights (the curves hold pre-step values of each epoch).
             train_loss, train_acc = self._evaluate(data.x_train, data.y_train, precision)

@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         choices=["article"],
-        help="the article's exact setup (784-100-30-10 sigmoid, N(0.01,0.1), SGD lr 0.1, 50,000 epochs)",
+        help="the article's setup (784-100-30-10 sigmoid, N(0.01,0.1), SGD lr 0.1, 50,000 epochs), on the 50,000 "
+        "training images left after the validation hold-out (the article used all 60,000: scripts/article_run.py)",
     )
     add_model_args(p)
     add_data_args(p)

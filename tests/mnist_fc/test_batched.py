@@ -59,6 +59,8 @@ def test_member_leaves_batch_on_divergence_or_stop(small_split):
         cfgs, split=small_split, on_eval=[None, None, lambda epoch, m: seen.append(epoch) or epoch >= 10]
     )
     assert results[1].diverged and results[1].epochs < 20 and math.isnan(results[1].test_accuracy)
+    # NaN logits argmax to class 0: their "accuracy" (the share of zeros) is no result
+    assert math.isnan(results[1].train_accuracy)
     assert results[2].stopped_early and results[2].epochs == 10 and seen == [10]
     assert results[0].epochs == 20 and not results[0].diverged
     alone = train(MEMBERS[0], split=small_split)  # the survivor is unaffected by its neighbours

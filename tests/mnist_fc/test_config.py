@@ -76,6 +76,8 @@ def test_numpy_scalars_and_whole_floats_for_float_fields_are_numbers():
         ("train", {"aug_rotate": 1e9}, "rotation and shear"),
         ("train", {"aug_shift": 29.0}, "shift must be"),
         ("train", {"warmup_epochs": 1e12, "schedule": "cosine"}, "warm-up epochs"),
+        ("train", {"warmup_epochs": 50.0, "epochs": 5, "schedule": "cosine"}, "at most the number of epochs"),
+        ("train", {"warmup_epochs": 5.0, "epochs": 5, "schedule": "onecycle"}, None),
         ("train", {"aug_elastic_sigma": 6.0}, "needs an elastic alpha"),
         ("train", {"batch_size": 1}, None),  # fine without BatchNorm
     ],

@@ -196,3 +196,30 @@ def test_clean_epochs_switch_augmentation_off_for_the_last_epochs(small_split):
     assert all_clean.curves.val_accuracy == plain.curves.val_accuracy
     # clean images are easier to fit than fresh warps: the switch shows in the training loss
     assert tail.curves.train_loss[2] < augmented.curves.train_loss[2]
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(10, 1), (10, 3), (500, 499)])
+def test_every_image_is_trained_on_without_batchnorm(n, batch_size):
+    """A trailing batch of one image was dropped even without BatchNorm: batch size 1 trained on 9 of 10
+    images per epoch, and n-1 left a random image out of every epoch. Only BatchNorm needs two images."""
+    from mnist_fc.minibatch import _batches
+
+    perm = torch.randperm(n)
+    kept = torch.cat(_batches(perm, batch_size, batchnorm=False))
+    assert sorted(kept.tolist()) == list(range(n))
+    with_bn = _batches(perm, batch_size, batchnorm=True) if batch_size > 1 else None
+    if with_bn is not None:
+        assert all(len(b) >= 2 for b in with_bn)
+
+
+def test_run_settings_restore_the_tf32_flags():
+    """Full-batch runs switched TF32 on for the rest of the process; a later minibatch run on CUDA then got it
+    or not depending on what ran before. run_settings sets it for CUDA runs and restores it."""
+    from mnist_fc.runtime import run_settings
+
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with run_settings(deterministic=False, device=torch.device("cuda"), flush_denormals=False):
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+    with run_settings(deterministic=False, device=torch.device("cpu"), flush_denormals=False):
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before

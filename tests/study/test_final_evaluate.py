@@ -320,3 +320,23 @@ def test_a_final_writing_the_same_model_or_checkpoint_is_refused_until_its_holde
         r = cli("final", *quick, *flags, cwd=d)  # the kernel dropped the dead holder's lock
         assert r.returncode == 0, r.stderr
         assert (d / flags[1] / f"{flags[3]}.json").is_file()
+
+
+def test_final_config_of_a_design_trial_drops_its_subset_seed_with_its_subsample_and_caps_the_warm_up():
+    """Design trials store subset_seed 0 with their train size; final drops the train size (all 60,000 images)
+    and kept the seed, so `final` on any claims_* study was refused for a seed the user never set. A shorter
+    --epochs than the trial's warm-up made a config no run could follow."""
+    from mnist_fc.config import DataConfig, RunConfig, TrainConfig, validate
+    from study.runner.final import final_config
+
+    stored = RunConfig(
+        data=DataConfig(train_size=5000, subset_seed=0),
+        train=TrainConfig(epochs=20, schedule="cosine", warmup_epochs=3.0),
+    )
+    record = {"trial_number": 4, "config": stored.to_dict()}
+    cfg = final_config(record, seed=1, epochs=2)
+    validate(cfg)
+    assert cfg.data.train_size is None and cfg.data.subset_seed is None and cfg.data.include_validation
+    assert cfg.train.warmup_epochs == 2.0 and cfg.train.epochs == 2
+    kept = final_config(record, seed=1, train_size=1000)  # a subsample asked for keeps the trial's seed
+    assert kept.data.subset_seed == 0 and kept.train.warmup_epochs == 3.0
