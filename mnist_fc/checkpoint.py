@@ -52,7 +52,10 @@ def save(path: Path, run: RunState, *, seconds: float, loop: dict[str, Any] | No
         "flags": {"diverged": run.diverged, "stopped": run.stopped, "margin_reached": run.margin_reached},
         "plateau": (run.plateau_exit, run.scanned),
         "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        # The run's device's generator only: asking every visible GPU started CUDA in CPU runs, and a
+        # resume on a machine with another number of GPUs could not set them all back.
+        "device_type": run.losses.device.type,
+        "cuda_rng": torch.cuda.get_rng_state(run.losses.device) if run.losses.device.type == "cuda" else None,
         "loop": loop,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +78,12 @@ def resume(path: Path, run: RunState) -> tuple[float, dict[str, Any]]:
     e = state["epoch"]
     if not isinstance(e, int) or not 0 <= e <= run.cfg.train.epochs:
         raise CheckpointError(f"checkpoint {path} is damaged: epoch {e!r} of a {run.cfg.train.epochs}-epoch run")
+    written_on, here = state.get("device_type"), run.losses.device.type  # absent in older checkpoints
+    if written_on is not None and written_on != here:
+        raise CheckpointError(
+            f"checkpoint {path} was written by a {written_on} run and this run is on {here}: its random "
+            f"state belongs to that device; resume it with --device {written_on} (or delete it to start again)"
+        )
     try:
         return _apply(path, state, run)
     except DAMAGE as exc:
@@ -121,8 +130,11 @@ def _apply(path: Path, state: dict[str, Any], run: RunState) -> tuple[float, dic
     run.plateau_exit, run.scanned = state["plateau"]
     run.epochs_run = e
     torch.set_rng_state(state["rng"])
-    if state.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    cuda_rng = state.get("cuda_rng")
+    if cuda_rng is not None and device.type == "cuda":
+        if isinstance(cuda_rng, (list, tuple)):  # older checkpoints kept every visible GPU's state
+            cuda_rng = cuda_rng[min(device.index or 0, len(cuda_rng) - 1)]
+        torch.cuda.set_rng_state(cuda_rng, device)
     return float(state["seconds"]), dict(state.get("loop") or {})
 
 

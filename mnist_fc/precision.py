@@ -27,7 +27,9 @@ import torch
 
 CACHE_ENV = "MNIST_STUDY_CACHE_DIR"  # overrides the cache folder (tests, read-only homes)
 CACHE_FILE = "precision_probe.json"
-CACHE_VERSION = 2  # bump when what is measured changes: old entries are then ignored (2: interleaved, min)
+CACHE_VERSION = (
+    3  # bump when what is measured changes: old entries are then ignored (2: interleaved, min; 3: TF32 on CUDA)
+)
 MARGIN = 1.1  # bf16 must be at least this much faster: a tie is not worth bf16's rounding
 MAX_PROBE_ROWS = 8_192  # GEMM rates stop depending on the row count well before this; keeps the probe short
 PROBE_REPS = 3  # timed repetitions per GEMM after one warm-up call; the fastest is kept
@@ -209,6 +211,19 @@ def _probe_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _tf32_as_trained(device: torch.device) -> Iterator[None]:
+    """fp32 timed as the loops run it: on CUDA with TF32 tensor cores (mnist_fc.runtime.run_settings turns
+    them on for every run), so the probe compares bf16 with the fp32 that training would really get."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def gemm_timer(device: torch.device, *, reps: int = PROBE_REPS) -> Timer:
     """The real timer: fastest of `reps` timings of one GEMM, operands laid out as nn.Linear's forward and
     backward use them."""
@@ -235,7 +250,7 @@ def gemm_timer(device: torch.device, *, reps: int = PROBE_REPS) -> Timer:
             cache[key] = tuple(t.to(dtype) for t in base[shape])  # type: ignore[assignment]
         x, w, grad = cache[key]
         op = (lambda: x @ w.t()) if which == "forward" else (lambda: grad.t() @ x)  # y = x W^T;  dW = g^T x
-        with torch.no_grad():
+        with torch.no_grad(), _tf32_as_trained(device):
             op()  # warm-up: thread pool, packing buffers, kernel selection
             sync()
             times = []

@@ -99,6 +99,12 @@ def decide_precision(
     return choice.precision, choice.summary()
 
 
+def probe_rows(cfg: RunConfig, n_train: int) -> int:
+    """The rows of the run's first-layer GEMMs: the whole training set, or one minibatch."""
+    rows = n_train if cfg.train.batch_size is None else min(n_train, cfg.train.batch_size)
+    return max(rows, 1)
+
+
 def prepare(cfg: RunConfig, split: Split | None, *, widths: Sequence[int] | None = None) -> Prepared:
     """Validate `cfg` (once per run), resolve device and precision, put the normalised data on the device.
 
@@ -112,10 +118,7 @@ def prepare(cfg: RunConfig, split: Split | None, *, widths: Sequence[int] | None
         check_split(split, cfg.data)  # a caller's arrays: checked here, not as a torch error mid-epoch
     if cfg.model.batchnorm and len(split.x_train) < 2:
         raise DataError(f"BatchNorm needs at least 2 training images; this run has {len(split.x_train)}")
-    rows = len(split.x_train)
-    if cfg.train.batch_size is not None:  # the minibatch loop's GEMMs have batch_size rows
-        rows = min(rows, cfg.train.batch_size)
-    precision, probe = decide_precision(cfg, device, rows=max(rows, 1), widths=widths)
+    precision, probe = decide_precision(cfg, device, rows=probe_rows(cfg, len(split.x_train)), widths=widths)
     data = to_device(split, normalizer_for(cfg.data, split.x_train), device, compute_dtype(precision))
     return Prepared(device, precision, split, data, probe)
 

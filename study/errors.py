@@ -66,6 +66,8 @@ def environment_error(e: BaseException) -> str | None:
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         text = str(cur).lower()
+        if _out_of_memory(cur, text):
+            return _MEMORY.format("GPU" if "cuda" in text else "CPU")
         for needle, meaning in _ENVIRONMENT:
             if needle in text:
                 return (
@@ -80,6 +82,18 @@ def environment_error(e: BaseException) -> str | None:
             return _DENIED.format(_server_words(line))
         cur = cur.__cause__ or cur.__context__
     return None
+
+
+# torch.OutOfMemoryError (CUDA), the CPU allocator's RuntimeError, Python's MemoryError.
+_MEMORY_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate")
+_MEMORY = (
+    "out of {} memory: the run needs more than this machine has; use smaller widths, fewer --batch-trials, "
+    "a smaller --train-size or minibatches (--batch-size). A trial it was running is marked FAILED"
+)
+
+
+def _out_of_memory(e: BaseException, text: str) -> bool:
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or any(w in text for w in _MEMORY_WORDS)
 
 
 def _server_words(line: str) -> str:

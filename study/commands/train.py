@@ -81,12 +81,17 @@ def run(args: argparse.Namespace) -> int:
     )
     out = sys.stderr if args.json else sys.stdout
     split = load_split(cfg.data, seed=cfg.train.seed)
+    if cfg.train.precision == "auto":  # what the probe measured and chose, before a long run starts (and in --json)
+        from mnist_fc.device import resolve_device
+        from mnist_fc.precision import PrecisionChoice
+        from mnist_fc.runtime import decide_precision, probe_rows
+
+        device = resolve_device(cfg.train.device)
+        _, probe = decide_precision(cfg, device, rows=probe_rows(cfg, len(split.x_train)))  # cached: train reuses it
+        if probe:
+            print(PrecisionChoice.from_summary(probe).header(), file=out, flush=True)
     result = train(cfg, split=split, log=lambda line: print(line, file=out, flush=True), log_every=log_every)
     summary = result.summary()
-    if result.precision_probe:  # precision "auto": what the probe measured and chose (also in --json)
-        from mnist_fc.precision import PrecisionChoice
-
-        print(PrecisionChoice.from_summary(result.precision_probe).header(), file=out, flush=True)
     if args.json:
         print(json.dumps(summary))
     else:

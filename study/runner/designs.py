@@ -34,7 +34,7 @@ from study.errors import UserError
 from study.objective import Objective
 from study.runner.loops import optimize_batched
 from study.runner.one_trial import optimize_one
-from study.runner.optimize import threads_per_job
+from study.runner.optimize import check_config, threads_per_job, worker_threads
 from study.runner.recovery import fail_stale_trials
 from study.storage import MAX_RETRY, check_ours, check_study_name, curve_store, open_storage, redact
 
@@ -143,7 +143,8 @@ def _worker(designs: list[str], storage_url: str, prefix: str, base: RunConfig, 
 
     quiet_threads.install()  # a spawned worker: the command's hook is not inherited
     interrupt.exit_with_parent()  # no orphan training on after its command was killed
-    torch.set_num_threads(threads_per_job(jobs))
+    if jobs > 1:  # one worker of several: its share of the cores; alone, torch's own (OMP_NUM_THREADS honoured)
+        torch.set_num_threads(threads_per_job(jobs))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = time.perf_counter()
     for name in designs:
@@ -170,6 +171,7 @@ def run_designs(
 ) -> float:
     """Create, check and enqueue every design's study, then train all cells; return the wall seconds."""
     base = RunConfig(train=TrainConfig(device=device, precision=precision))
+    check_config(base)  # --device cuda without a GPU: refused before any study is made or cell enqueued
     for d in designs:  # a bad prefix is refused before the storage file is made
         check_study_name(f"{prefix}{d.name}", flag="--study-prefix")
     opened = open_storage(storage)
@@ -177,7 +179,9 @@ def run_designs(
         study = open_design_study(opened, d, prefix)
         added = enqueue(study, d)
         echo(f"{study.study_name}: {len(expand(d))} cells x seeds, {added} newly enqueued ({state_summary(study)})")
-        if header := study_precision(study, design_base(d, base), n_train=d.train_size or 50_000).header:
+        with worker_threads(jobs):  # the probe's figures depend on threads: measure at the workers' count
+            header = study_precision(study, design_base(d, base), n_train=d.train_size or 50_000).header
+        if header:
             echo(f"  {header}")
     echo(f"running {len(designs)} designs into {redact(storage)} (jobs {jobs}, batch {batch_trials})")
     start = time.perf_counter()

@@ -8,6 +8,7 @@ Everything here is keyword-only and free of argparse, so a notebook can do what 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import multiprocessing
@@ -17,7 +18,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,6 +275,20 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
     return study
 
 
+@contextlib.contextmanager
+def worker_threads(jobs: int) -> Iterator[None]:
+    """This process at the torch thread count each of `jobs` workers will train with (its own when one)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if jobs > 1:
+        torch.set_num_threads(threads_per_job(jobs))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def threads_per_job(jobs: int) -> int:
     """Cores shared out between the jobs, at least one torch thread each (oversubscribing hurts BLAS)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -416,9 +431,9 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
         f"running {todo} ({epochs}, train size {len(split.x_train)}, "
         f"pruner {plan.pruner}, jobs {jobs}, batch {batch})"
     )
-    echo(
-        study_precision(study, plan.base, n_train=len(split.x_train)).header or f"precision {plan.base.train.precision}"
-    )
+    with worker_threads(plan.jobs):  # the probe's figures depend on threads: measure at the workers' count
+        header = study_precision(study, plan.base, n_train=len(split.x_train)).header
+    echo(header or f"precision {plan.base.train.precision}")
     if plan.jobs > 1:
         workers = run_jobs(plan)
         for line in worker_summary(study, workers=workers):

@@ -332,3 +332,19 @@ def test_a_checkpoint_holding_python_objects_is_refused_without_unsafe_advice(tm
     with pytest.raises(checkpoint.CheckpointError) as info:
         checkpoint.read(path)
     assert "weights_only" not in str(info.value) and "not loaded" in str(info.value)
+
+
+def test_a_checkpoint_written_on_another_device_is_refused_by_name_not_called_damaged(tmp_path):
+    """A CUDA run's checkpoint resumed on the CPU (device "auto" on another host) failed loading the generator
+    state and was called damaged, inviting the user to delete hours of training. The device it was written on
+    is recorded and named; a CPU run records no CUDA state (asking every GPU for it started CUDA)."""
+    cfg = dataclasses.replace(RESUMABLE, train=dataclasses.replace(RESUMABLE.train, epochs=10))
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(_Interrupted):
+        fit(cfg, checkpoint=ckpt, checkpoint_every=5, on_eval=_interrupt_at(10))
+    state = torch.load(ckpt, weights_only=True)
+    assert state["device_type"] == "cpu" and state["cuda_rng"] is None
+    state["device_type"] = "cuda"
+    torch.save(state, ckpt)
+    with pytest.raises(CheckpointError, match=r"written by a cuda run .* resume it with --device cuda"):
+        fit(cfg, checkpoint=ckpt, checkpoint_every=5)

@@ -127,3 +127,17 @@ def test_a_named_precision_is_the_studys_and_another_is_refused(tmp_path, cache)
     old.tell(trial, 0.5)
     with pytest.raises(UserError, match=r"trials run in another precision \(1 in fp32\)"):
         study_precision(old, bf16, n_train=300)
+
+
+def test_train_names_its_precision_before_training_not_after(cli, cache):
+    """The `precision ... (auto: ...)` line came after every Epoch line: on the article's 50,000 epochs a user
+    learnt the precision at the end."""
+    seed_cache(500, 100, fp32=3.0, bf16=1.0)
+    r = cli("train", "--preset", "article", "--epochs", "4", "--log-every", "1", "--train-size", "500",
+            "--device", "cpu")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("precision bf16 (auto:"))
+    first_epoch = next(i for i, line in enumerate(lines) if line.startswith("Epoch"))
+    assert header < first_epoch, r.stdout
+    assert sum(line.startswith("precision ") for line in lines) == 1
