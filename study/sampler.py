@@ -55,5 +55,26 @@ class TrialSeededTPESampler(optuna.samplers.TPESampler):
         return super().sample_independent(study, trial, param_name, param_distribution)
 
 
+class TrialSeededRandomSampler(optuna.samplers.RandomSampler):
+    """RandomSampler(seed=seed), re-seeded from (seed, trial.number) when it starts sampling a trial.
+
+    A process-wide stream seeded by (seed + trials already stored) replayed itself whenever two workers'
+    sums met (worker i loading one trial later than worker i+1): whole trials were drawn twice.
+    """
+
+    def __init__(self, *, seed: int) -> None:
+        super().__init__(seed=seed)
+        self._base_seed = seed
+        self._seeded_for: int | None = None
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        if trial.number != self._seeded_for:
+            self._rng.rng.seed(trial_seed(self._base_seed, trial.number))
+            self._seeded_for = trial.number
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+
 def make_sampler(seed: int) -> optuna.samplers.BaseSampler:
     return TrialSeededTPESampler(seed=seed)

@@ -116,7 +116,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_train_args(
         p,
         epochs_help="epochs per trial (default: 300 on CPU, 3000 on CUDA)",
-        seed_help="seed for data subsample, init and sampler (worker i of --jobs uses seed + i)",
+        seed_help="seed for data subsample, init and sampler (the sampler draws trial N from (seed, N): "
+        "workers, machines and resumed runs with one --seed never repeat a trial; worker i of --jobs "
+        "samples with seed + i)",
     )
     p.set_defaults(func=run)
     return p

@@ -54,7 +54,7 @@ from study.runner.one_trial import optimize_n
 from study.runner.progress import Echo, TrialLog, counts, worker_summary
 from study.runner.recovery import fail_dead_local_trials, requeue_interrupted, runners, split_requeued
 from study.safety import check_study_settings
-from study.sampler import make_sampler
+from study.sampler import TrialSeededRandomSampler, make_sampler
 from study.spaces import SPACES
 from study.storage import (
     HEARTBEAT_SECONDS,
@@ -202,11 +202,11 @@ def open_study(plan: StudyPlan, *, settings: dict[str, Any]) -> optuna.Study:
     return study
 
 
-def _sampler(name: str, *, seed: int, n_stored: int) -> optuna.samplers.BaseSampler:
-    """TPE seeded per (seed, trial number), or random sampling whose seed moves on by the trials already
-    stored: a resumed study or a second worker never replays earlier params."""
+def _sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:
+    """TPE or random sampling, each re-seeded per (seed, trial number): a resumed study, a second worker or
+    another machine with the same --seed never replays earlier params (trial numbers are unique)."""
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=(seed + n_stored) % SEED_MODULUS)
+        return TrialSeededRandomSampler(seed=seed % SEED_MODULUS)
     return make_sampler(seed % SEED_MODULUS)
 
 
@@ -217,7 +217,7 @@ def _optimize(plan: StudyPlan, split: Split, *, n_trials: int, seed: int, log: T
     storage = open_storage(plan.storage, heartbeat=plan.heartbeat, grace=plan.grace)
     pruner = make_pruner(plan.pruner, epochs=b.epochs, report_every=report_every(b.epochs, b.eval_every))
     study = optuna.load_study(study_name=plan.study_name, storage=storage, pruner=pruner)
-    study.sampler = _sampler(plan.sampler, seed=seed, n_stored=len(study.trials))
+    study.sampler = _sampler(plan.sampler, seed=seed)
     sp = study_precision(study, plan.base, n_train=len(split.x_train))  # auto: decided once per study, recorded
     objective = Objective(
         space=SPACES[plan.space],
