@@ -24,12 +24,12 @@ import sys
 from pathlib import Path
 
 begin, end = "<!-- design-claims:begin -->", "<!-- design-claims:end -->"
-doc = Path("docs/claims.md").read_text()
+doc = Path("docs/claims.md").read_text(encoding="utf-8")
 if begin not in doc or end not in doc:
     sys.exit(f"docs/claims.md lacks the markers {begin} / {end}")
 head, rest = doc.split(begin, 1)
 tail = rest.split(end, 1)[1]
 figures = "\n".join(f"![claim {n}](claim_{n}.png)" for n in sys.argv[2:])
-Path("docs/claims.md").write_text(f"{head}{begin}\n{Path(sys.argv[1]).read_text()}\n{figures}\n{end}{tail}")
+Path("docs/claims.md").write_text(f"{head}{begin}\n{Path(sys.argv[1]).read_text(encoding='utf-8')}\n{figures}\n{end}{tail}", encoding="utf-8")
 PY
 echo "docs/claim_*.png and the claims table in docs/claims.md updated from $OUT"

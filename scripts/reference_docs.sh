@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 begin, end = "<!-- claims-table:begin -->", "<!-- claims-table:end -->"
-readme = Path("docs/analysis.md").read_text()
+readme = Path("docs/analysis.md").read_text(encoding="utf-8")
 head, rest = readme.split(begin, 1)
 tail = rest.split(end, 1)[1]
-Path("docs/analysis.md").write_text(f"{head}{begin}\n{Path(sys.argv[1]).read_text()}{end}{tail}")
+Path("docs/analysis.md").write_text(f"{head}{begin}\n{Path(sys.argv[1]).read_text(encoding='utf-8')}{end}{tail}", encoding="utf-8")
 PY
 echo "docs/*.png and the claims table in docs/analysis.md updated from $OUT"

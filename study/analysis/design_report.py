@@ -24,13 +24,20 @@ from typing import Any
 import pandas as pd
 from optuna.storages import RDBStorage
 
-from mnist_fc.files import staged
 from mnist_fc.trainer import Curves
 from study.analysis import design_claims as dc
 from study.analysis import stats as st
 from study.analysis.claim_figures import claim_figure
 from study.analysis.frames import trials_frame
-from study.analysis.report import IMAGE_SIZE, Report, check_curves, export_images, figures_html, images_possible
+from study.analysis.report import (
+    IMAGE_SIZE,
+    Report,
+    check_curves,
+    export_images,
+    figures_html,
+    images_possible,
+    write_outputs,
+)
 from study.design_spec import Design, Prediction
 from study.designs import DESIGNS, DESIGNS_BY_NAME, expand, spec_json
 from study.errors import UserError
@@ -292,15 +299,12 @@ def render_design_html(report: DesignReport) -> str:
 def write_design_report(report: DesignReport, out: Path, *, images: bool | None = True) -> list[Path]:
     """index.html, claims.csv, claims.md and (images) every figure as PNG and SVG; images first, so a
     failed export leaves no half-written report."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
-    with staged(out) as stage:  # all files or none; a link in `out` is replaced, never written through
+
+    def fill(stage: Path) -> None:
         if images or (images is None and images_possible()):
             export_images(report.figures.figures, stage)
-        (stage / "claims.csv").write_text(dc.claims_csv(report.claims))
-        (stage / "claims.md").write_text(dc.claims_markdown(report.claims))
-        (stage / "index.html").write_text(render_design_html(report))
-        names = sorted(p.name for p in stage.iterdir())
-    return [out / n for n in names]
+        (stage / "claims.csv").write_text(dc.claims_csv(report.claims), encoding="utf-8")
+        (stage / "claims.md").write_text(dc.claims_markdown(report.claims), encoding="utf-8")
+        (stage / "index.html").write_text(render_design_html(report), encoding="utf-8")
+
+    return write_outputs(out, fill)

@@ -3,6 +3,7 @@ rendering), and a separate `draw_*` function turns that frame into a plotly figu
 
 from __future__ import annotations
 
+import html
 import itertools
 import warnings
 
@@ -144,7 +145,12 @@ def bn_comparison(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def importances(study: optuna.Study, evaluator: optuna.importance.BaseImportanceEvaluator) -> pd.DataFrame:
-    """Parameter importances (sum to 1) over COMPLETE trials, most important first."""
+    """Parameter importances (sum to 1) over COMPLETE trials, most important first; empty when every complete
+    trial has the same value (nets stuck on the plateau all score one class's share): nothing to explain,
+    and fANOVA stops with "zero total variance"."""
+    values = {t.value for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+    if len(values) < 2:
+        return pd.DataFrame({"param": pd.Series([], dtype=str), "importance": pd.Series([], dtype=float)})
     imp = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True)
     return pd.DataFrame({"param": list(imp), "importance": [float(v) for v in imp.values()]})
 
@@ -226,6 +232,7 @@ def draw_plateau(points: pd.DataFrame, *, x: str) -> go.Figure:
                     y=f["plateau_epochs"],
                     mode="markers",
                     name=label,
+                    showlegend=True,  # also when it is the only trace: which group is drawn is the point
                     marker={"color": color, "symbol": symbol, "size": 7},
                     text=[f"trial {n}" for n in f["number"]],
                 )
@@ -248,6 +255,7 @@ def draw_oscillation(points: pd.DataFrame) -> go.Figure:
                 y=f["oscillation"],
                 mode="markers",
                 name=f"BN {'on' if bn else 'off'}",
+                showlegend=True,
                 marker={"color": color, "size": 7},
                 text=[f"trial {n}" for n in f["number"]],
             )
@@ -290,6 +298,11 @@ def draw_importances(frame: pd.DataFrame, *, evaluator: str) -> go.Figure:
     fig = go.Figure(go.Bar(x=f["importance"], y=f["param"], orientation="h", marker_color=_COLORS[0]))
     fig.update_xaxes(title_text="importance (normalised to sum 1)")
     fig.update_layout(title=f"Parameter importances — {evaluator}<br><sup>{EVALUATOR_NOTES[evaluator]}</sup>")
+    if frame.empty:
+        fig.add_annotation(
+            text="no importances: fewer than two distinct values among the complete trials",
+            showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+        )  # fmt: skip
     return fig
 
 
@@ -333,6 +346,12 @@ def draw_slice(points: pd.DataFrame, *, log: set[str], cols: int = SLICE_COLS) -
     """Optuna's slice plot, wrapped into rows of `cols` panels (one row of 9 panels is 2,700 px wide)."""
     params = list(dict.fromkeys(points["param"]))
     rows = max(1, -(-len(params) // cols))
+    numbers = points["number"] if len(points) else pd.Series([0])
+    shade = {
+        "colorscale": "Viridis",
+        "cmin": float(numbers.min()),
+        "cmax": float(max(numbers.max(), numbers.min() + 1)),
+    }
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=params, vertical_spacing=0.3 / rows, shared_yaxes=True)
     for i, p in enumerate(params):
         f = points[points["param"] == p]
@@ -343,7 +362,15 @@ def draw_slice(points: pd.DataFrame, *, log: set[str], cols: int = SLICE_COLS) -
                 x=x,
                 y=f["value"],
                 mode="markers",
-                marker={"color": f["number"], "colorscale": "Blues", "size": 5, "line": {"width": 0.3}},
+                # one colour scale over all panels, with its bar: the reader can tell early trials from late
+                marker={
+                    "color": f["number"],
+                    **shade,
+                    "size": 5,
+                    "line": {"width": 0.3},
+                    "showscale": i == 0,
+                    "colorbar": {"title": {"text": "trial"}},
+                },
                 text=[f"trial {n}" for n in f["number"]],
                 showlegend=False,
             ),
@@ -448,6 +475,16 @@ def wall_time_points(trials: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+LABEL_CHARS = 40  # a study name in a legend or an axis label: longer ones squeezed the plot to a sliver
+
+
+def label(name: str, *, limit: int = LABEL_CHARS) -> str:
+    """A study name as plotly draws it literally: cut to `limit` characters (…) and escaped, since plotly reads
+    `<br>`, `<b>` and `&amp;` in names as rich text (a study named `a<br>b` was drawn as "ab")."""
+    cut = name if len(name) <= limit else name[: limit - 1] + "…"
+    return html.escape(cut, quote=False)
+
+
 def draw_wall_time(points: dict[str, pd.DataFrame]) -> go.Figure:
     """Validation accuracy against wall time, one colour per study: each trial a dot, the best so far a step line."""
     fig = go.Figure()
@@ -459,7 +496,7 @@ def draw_wall_time(points: dict[str, pd.DataFrame]) -> go.Figure:
                 y=f["value"],
                 mode="markers",
                 marker={"color": _rgba(color, 0.45), "size": 5},
-                name=f"{name}: trial",
+                name=f"{label(name)}: trial",
                 text=[f"trial {n}" for n in f["number"]],
             )
         )
@@ -469,7 +506,7 @@ def draw_wall_time(points: dict[str, pd.DataFrame]) -> go.Figure:
                 y=f["best_so_far"],
                 mode="lines",
                 line={"color": color, "shape": "hv"},
-                name=f"{name}: best",
+                name=f"{label(name)}: best",
             )
         )
     fig.update_layout(
@@ -485,7 +522,9 @@ def draw_value_by_study(frames: dict[str, pd.DataFrame]) -> go.Figure:
     fig = go.Figure()
     for i, (name, f) in enumerate(frames.items()):
         v = pd.to_numeric(f.loc[f["state"] == "COMPLETE", "value"], errors="coerce").dropna()
-        fig.add_trace(go.Box(y=v, name=f"{name} (n={len(v)})", boxpoints="all", marker_color=_COLORS[i % len(_COLORS)]))
+        fig.add_trace(
+            go.Box(y=v, name=f"{label(name)} (n={len(v)})", boxpoints="all", marker_color=_COLORS[i % len(_COLORS)])
+        )
     fig.update_layout(title="Validation accuracy of the complete trials, by study", yaxis_title="validation accuracy")
     return fig
 

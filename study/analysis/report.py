@@ -8,7 +8,9 @@ images (and the command says so); when images are asked for, a failed export fai
 
 from __future__ import annotations
 
+import contextlib
 import html
+import json
 import os
 import shutil
 import warnings
@@ -100,6 +102,7 @@ def _optuna_figures(study: optuna.Study, trials: pd.DataFrame) -> dict[str, go.F
         figs["importance_fanova"] = fg.draw_importances(fanova, evaluator="fANOVA")
         figs["importance_ped_anova"] = fg.draw_importances(ped, evaluator="PED-ANOVA")
         params = [str(p) for p in fanova["param"]]  # most important first
+        params = params or sorted({name for t in study.get_trials(deepcopy=False) for name in t.params})
         figs["optuna_slice"] = fg.draw_slice(fg.slice_points(trials, params), log=fg.log_params(study))
         top2 = fg.top_numeric_params(fanova, fg.numeric_params(study), 2)
         if len(top2) == 2:  # a contour of a boolean or a category is stripes: numeric params only
@@ -212,6 +215,8 @@ def build_report(
 
 
 def _browser() -> str | None:
+    """BROWSER_PATH when set (a user who set it wants images: a wrong one fails loudly), else the first
+    Chromium on PATH; None when neither."""
     if os.environ.get("BROWSER_PATH"):
         return os.environ["BROWSER_PATH"]
     return next((p for p in map(shutil.which, BROWSERS) if p), None)
@@ -227,23 +232,28 @@ def export_images(figures: dict[str, go.Figure], out: Path, *, formats: tuple[st
             "cannot export PNG/SVG: no Chromium found (bash scripts/setup.sh --with-system-deps installs it, "
             "or set BROWSER_PATH)"
         )
+    if not (os.path.isfile(browser) and os.access(browser, os.X_OK)):
+        raise UserError(f"cannot export PNG/SVG: BROWSER_PATH={browser} is not a program (unset it to skip images)")
     before = os.environ.get("BROWSER_PATH")
     os.environ["BROWSER_PATH"] = browser  # kaleido/choreographer read it; restored below
-    paths = [out / f"{name}.{fmt}" for name in figures for fmt in formats]
     figs = [fig for fig in figures.values() for _ in formats]
     heights = [fig.layout.height or IMAGE_SIZE["height"] for fig in figs]  # a wrapped slice plot is taller
-    try:
-        pio.write_images(figs, paths, width=IMAGE_SIZE["width"], height=heights)
-    except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot export PNG/SVG with kaleido and {browser}: {reason}") from None
-    finally:
-        if before is None:
-            os.environ.pop("BROWSER_PATH", None)
-    missing = [p.name for p in paths if not p.is_file() or p.stat().st_size == 0]
-    if missing:
-        raise UserError(f"figure export wrote no data for {', '.join(missing)}")
-    return paths
+    # Into a hidden folder, renamed in together: a failed export (seen on a loaded machine) deleted a
+    # committed figure and rewrote its twin when it wrote straight into `out`.
+    with staged(out) as stage:
+        paths = [stage / f"{name}.{fmt}" for name in figures for fmt in formats]
+        try:
+            pio.write_images(figs, paths, width=IMAGE_SIZE["width"], height=heights)
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"cannot export PNG/SVG with kaleido and {browser}: {reason}") from None
+        finally:
+            if before is None:
+                os.environ.pop("BROWSER_PATH", None)
+        missing = [p.name for p in paths if not p.is_file() or p.stat().st_size == 0]
+        if missing:
+            raise UserError(f"figure export wrote no data for {', '.join(missing)}")
+    return [out / p.name for p in paths]
 
 
 def _oscillation_definition(version: int) -> str:
@@ -341,20 +351,59 @@ def images_possible() -> bool:
     return _browser() is not None
 
 
+MANIFEST = ".report-files.json"  # in a report folder: the files the last report wrote there
+
+
+def write_outputs(out: Path, fill: Callable[[Path], None]) -> list[Path]:
+    """Make `out` hold one report: `fill(stage)` writes its files into a hidden folder, renamed in together
+    (all or none; a link in `out` is replaced, never written through). Files an earlier report wrote there
+    and this one did not (another study's figures, a run with images) are removed, by the earlier report's
+    manifest only: figures that no longer match the page looked current. A report that fails leaves a
+    folder it had to make removed again, not empty."""
+    made = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
+    try:
+        earlier = _manifest(out)
+        with staged(out) as stage:
+            fill(stage)
+            names = sorted(p.name for p in stage.iterdir())
+            (stage / MANIFEST).write_text(json.dumps(names), encoding="utf-8")
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+    for stale in sorted(set(earlier) - set(names)):
+        with contextlib.suppress(OSError):
+            (out / stale).unlink()
+    return [out / n for n in names]
+
+
+def _manifest(out: Path) -> list[str]:
+    """Plain file names listed by the last report in `out` (nothing outside `out`, no hidden names)."""
+    try:
+        names = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(names, list):
+        return []
+    return [n for n in names if isinstance(n, str) and n == Path(n).name and not n.startswith(".")]
+
+
 def write_report(report: Report, out: Path, *, images: bool | None = True) -> list[Path]:
     """index.html, claims.csv, claims.md and every figure as PNG and SVG.
 
     images: True = required (no browser is an error); None = when a browser is found; False = never.
     """
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
-    with staged(out) as stage:  # all files or none; a link in `out` is replaced, never written through
+
+    def fill(stage: Path) -> None:
         if images or (images is None and images_possible()):
             export_images(report.figures, stage)
         report.claims.to_csv(stage / "claims.csv", index=False)
-        (stage / "claims.md").write_text(cl.claims_markdown(report.claims))
-        (stage / "index.html").write_text(render_html(report))
-        names = sorted(p.name for p in stage.iterdir())
-    return [out / n for n in names]
+        (stage / "claims.md").write_text(cl.claims_markdown(report.claims), encoding="utf-8")
+        (stage / "index.html").write_text(render_html(report), encoding="utf-8")
+
+    return write_outputs(out, fill)

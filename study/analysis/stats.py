@@ -272,7 +272,20 @@ def cliffs_delta_test(a: Sample, b: Sample) -> StatResult:
         return StatResult("Mann-Whitney", name, 0.0, 0.0, 0.0, 1.0, a.n + b.n, "all values equal")
     p = float(stats.mannwhitneyu(a.value, b.value, alternative="two-sided").pvalue)
     lo, hi = _bootstrap([a, b], lambda g: gehan_delta(*g))
-    return StatResult("Mann-Whitney", name, gehan_delta(a, b), lo, hi, p, a.n + b.n)
+    return StatResult("Mann-Whitney", name, gehan_delta(a, b), lo, hi, p, a.n + b.n, _tied_note(a, b))
+
+
+def _tied_note(a: Sample, b: Sample) -> str:
+    """With ties scipy's Mann-Whitney p is the normal approximation (the registered method keeps it), which
+    claims_method.md measured as too permissive for small samples: the exact permutation p is shown beside it
+    (a sensitivity figure; the verdict stays on the registered p)."""
+    pooled = np.r_[a.value, b.value]
+    if np.unique(pooled).size == pooled.size:
+        return ""
+    exact = permutation_p(stats.rankdata(pooled), a.n)
+    if exact is None:
+        return ""
+    return f"ties: p is the normal approximation (as registered); exact permutation p {exact[0]:.2g}"
 
 
 # --- trends over ordered levels ---------------------------------------------------------------------

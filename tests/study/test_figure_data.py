@@ -164,3 +164,29 @@ def test_the_oscillation_axis_is_linear_when_a_trial_scores_zero() -> None:
     assert fg.draw_oscillation(points).layout.yaxis.type == "linear"
     points["oscillation"] = [0.01, 0.3]
     assert fg.draw_oscillation(points).layout.yaxis.type == "log"
+
+
+def test_study_names_are_drawn_literally_and_cut_in_legends() -> None:
+    """Plotly read names as rich text (`a<br>b` drawn as "ab", `R&amp;D` as "R&D") and a 400-character name
+    squeezed the plot area to a sliver."""
+    assert fg.label("a<br>b") == "a&lt;br&gt;b" and fg.label("R&amp;D") == "R&amp;amp;D"
+    long = fg.label("x" * 400)
+    assert len(long) == fg.LABEL_CHARS and long.endswith("…")
+    frame = pd.DataFrame({"state": ["COMPLETE"], "value": [0.5]})
+    fig = fg.draw_value_by_study({"<b>bold</b>": frame})
+    assert fig.data[0].name == "&lt;b&gt;bold&lt;/b&gt; (n=1)"
+
+
+def test_a_lone_group_still_names_itself_and_the_slice_has_a_colour_bar() -> None:
+    points = pd.DataFrame(
+        {"init_std": [0.1], "plateau_epochs": [300], "plateau_censored": [True], "fan_in_scaling": [True],
+         "number": [0]}
+    )  # fmt: skip
+    fig = fg.draw_plateau(points, x="init_std")
+    assert len(fig.data) == 1 and fig.data[0].showlegend is True and "never left" in fig.data[0].name
+    slice_points = pd.DataFrame({"param": ["lr", "lr", "n_units_l1"], "x": [0.1, 1.0, 30], "value": [0.5, 0.6, 0.7],
+                                 "number": [0, 5, 9]})  # fmt: skip
+    fig = fg.draw_slice(slice_points, log={"lr"})
+    bars = [t for t in fig.data if t.marker.showscale]
+    assert len(bars) == 1 and bars[0].marker.colorbar.title.text == "trial"
+    assert {(t.marker.cmin, t.marker.cmax) for t in fig.data} == {(0.0, 9.0)}  # one scale over all panels

@@ -140,8 +140,8 @@ def test_report_fails_loudly_when_a_configured_browser_cannot_export(
     out = tmp_path / "r"
     assert main(["report", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "cannot export PNG/SVG" in err
-    assert not (out / "index.html").exists()
+    assert err.count("\n") == 0 and "cannot export PNG/SVG" in err and "is not a program" in err
+    assert not out.exists()  # not even an empty folder: the report made it, and removed it on failing
 
 
 def _hide_browsers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_report_without_a_browser_writes_the_page_and_says_images_were_skipped(
     _hide_browsers(monkeypatch, tmp_path)
     out = tmp_path / "r"
     assert main(["report", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["claims.csv", "claims.md", "index.html"]
+    assert sorted(p.name for p in out.iterdir()) == [".report-files.json", "claims.csv", "claims.md", "index.html"]
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and "images skipped" in lines[1] and "--images" in lines[1] and "Chromium" in lines[1]
 
@@ -347,7 +347,7 @@ def test_links_in_the_report_folder_are_replaced_not_written_through(report_dir:
     assert (report_dir.parent / "notes.md").read_text() == "mine\n"
     with sqlite3.connect(f"file:{tiny_study.removeprefix('sqlite:///')}?mode=ro", uri=True) as conn:
         assert conn.execute("SELECT count(*) FROM trials").fetchone() == (8,)
-    assert not [p for p in report_dir.iterdir() if p.name.startswith(".")]  # no staging folder left
+    assert not [p for p in report_dir.iterdir() if p.name.startswith(".") and p.is_dir()]  # no staging folder left
 
 
 def test_a_study_mixing_measure_versions_is_reported_in_one() -> None:
@@ -379,3 +379,49 @@ def test_a_study_mixing_measure_versions_is_reported_in_one() -> None:
     assert fixed.loc[0, "oscillation"] == 0.0 and fixed.loc[0, "measures_version"] == MEASURES_VERSION
     old_only = frame.iloc[[0]]
     assert one_measures_version(old_only, {0: falling}) is old_only and measures_version(old_only) == 1
+
+
+def test_a_report_into_a_folder_of_another_report_leaves_no_stale_figures(
+    tiny_study: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A second report into the same --out left the first one's PNG/SVGs beside the new page (another study's,
+    or figures it no longer draws), and they looked current. Only files an earlier report listed go."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "mine.png").write_bytes(b"not the report's")  # the user's own file: never touched
+    assert main(["report", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out), "--images"]) == 0
+    assert (out / "wall_time.png").is_file() and (out / "wall_time.svg").is_file()
+    assert main(["report", "--study-name", STUDY, "--storage", tiny_study, "--out", str(out), "--no-images"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [".report-files.json", "claims.csv", "claims.md", "index.html", "mine.png"], names
+
+
+def test_a_study_whose_trials_all_score_the_same_is_reported(tiny_study: str, tmp_path: Path) -> None:
+    """Nets stuck on the plateau all score one class's share: fANOVA stopped the report with 'zero total variance',
+    a bug exit. The page is written and the importance figures say why they are empty."""
+    import shutil
+    import sqlite3
+
+    db = tmp_path / "same.db"
+    shutil.copy(tiny_study.removeprefix("sqlite:///"), db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE trial_values SET value = 0.1135")
+    out = tmp_path / "r"
+    assert (
+        main(["report", "--study-name", STUDY, "--storage", f"sqlite:///{db}", "--out", str(out), "--no-images"]) == 0
+    )
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.count("fewer than two distinct values among the complete trials") == 2  # fANOVA and PED-ANOVA
+
+
+def test_the_page_is_utf8_whatever_the_locale(tiny_study: str, tmp_path: Path) -> None:
+    """Files were written in the locale's encoding: under LC_ALL=C the page's '→' was a bug exit, and under
+    latin-1 a page that says charset utf-8 held latin-1 bytes."""
+    from tests.conftest import run_cli
+
+    env = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PYTHONIOENCODING": "utf-8"}
+    r = run_cli("report", "--study-name", STUDY, "--storage", tiny_study, "--out", "r", "--no-images",
+                cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "r" / "index.html").read_bytes().decode("utf-8")  # raises when not UTF-8
+    assert "→" in (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
