@@ -154,12 +154,15 @@ def one_measures_version(trials: pd.DataFrame, curves: dict[int, Curves]) -> pd.
     (the shipped `reference`) and extended by a later `run` mixes two definitions of e.g. oscillation,
     which no claim may pool; its old trials' measures are then recomputed (version 2) from their curves.
     A study of one version is returned as it is (the reference study's documented table stays version 1)."""
-    if "measures_version" not in trials.columns:
-        return trials
+    return recompute_curve_measures(trials, curves) if mixes_measure_versions(trials) else trials
+
+
+def mixes_measure_versions(trials: pd.DataFrame) -> bool:
+    """Whether the trials that have curve measures store two definitions (version 1 and a later one)."""
+    if "measures_version" not in trials.columns or "plateau_epochs" not in trials.columns:
+        return False
     version = trials.loc[trials["plateau_epochs"].notna(), "measures_version"]  # trials that have measures
-    if version.isna().all() or version.notna().all():
-        return trials
-    return recompute_curve_measures(trials, curves)
+    return bool(version.isna().any() and version.notna().any())
 
 
 def build_report(

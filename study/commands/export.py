@@ -71,13 +71,22 @@ def write_frame(df: pd.DataFrame, out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from study.analysis.frames import trials_frame
+    from study.analysis.report import mixes_measure_versions
     from study.safety import check_outputs
     from study.storage import load_study, open_storage
 
     check_out_file(args.out)  # before touching the storage
     check_outputs([args.out], storage=args.storage)  # never the database itself, however spelled
-    study = load_study(open_storage(args.storage, create=False), args.study_name)
+    storage = open_storage(args.storage, create=False)
+    study = load_study(storage, args.study_name)
     df = trials_frame(study)
+    note = ""
+    if mixes_measure_versions(df):  # the same frame `report` reads: one measure definition throughout
+        from study.analysis.report import one_measures_version
+        from study.storage import curve_store
+
+        df = one_measures_version(df, curve_store(storage).load(args.study_name))
+        note = "; trials stored with measures version 1 recomputed to the current version from their curves, as report"
     write_frame(df, args.out)
-    print(f"{len(df)} trials of {args.study_name!r} -> {args.out} ({len(df.columns)} columns)")
+    print(f"{len(df)} trials of {args.study_name!r} -> {args.out} ({len(df.columns)} columns{note})")
     return 0

@@ -49,3 +49,21 @@ def test_studies_db_file_alone_holds_the_trials() -> None:
             (REFERENCE,),
         ).fetchone()
     assert n >= 200
+
+
+def test_export_of_the_reference_extended_by_a_run_writes_what_report_reads(tmp_path, cli) -> None:
+    """The reference (measures version 1) extended by one `run` trial: report recomputed every oscillation in
+    version 2, while export wrote 240 version-1 values beside one version-2 value in the same column."""
+    import pandas as pd
+
+    shutil.copyfile(ROOT / "studies.db", tmp_path / "s.db")
+    r = cli("run", "--study-name", REFERENCE, "--storage", "sqlite:///s.db", "--sampler", "random", "--trials", "1",
+            "--epochs", "400", "--train-size", "1000", "--eval-every", "20", "--seed", "0", "--device", "cpu",
+            "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = cli("export", "--study-name", REFERENCE, "--storage", "sqlite:///s.db", "--out", "t.csv", cwd=tmp_path)
+    assert r.returncode == 0 and "recomputed to the current version" in r.stdout, r.stdout + r.stderr
+    df = pd.read_csv(tmp_path / "t.csv")
+    measured = df[df["plateau_epochs"].notna()]
+    assert len(measured) >= 201 and measured["measures_version"].notna().all()
+    assert (measured["oscillation"] == 0).sum() > 100  # version 2: 0 for a loss that only fell; version 1 never 0
