@@ -53,6 +53,46 @@ def _unnamed_onnx(path: Path) -> bool:
         return False
 
 
+def _model_meta(path: Path, onnx: bool) -> dict:
+    """The model's JSON (what it was trained on), {} when there is none beside an ONNX file or it is unreadable."""
+    from mnist_fc.files import with_suffix
+
+    if path.is_dir():
+        found = sorted(path.glob("*.json"))
+        candidate = found[0] if len(found) == 1 else None
+    elif not path.exists():  # a stem naming its files (dots kept: final.v1)
+        candidate = with_suffix(path, ".json")
+    elif path.suffix.lower() == ".json":
+        candidate = path
+    else:  # x.onnx, x.safetensors, an ONNX file under another suffix: x.json beside it
+        candidate = path.with_name((path.name[: -len(path.suffix)] if path.suffix else path.name) + ".json")
+    try:
+        meta = json.loads(candidate.read_text(encoding="utf-8")) if candidate is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def check_not_training_data(meta: dict, test_csv: str, x: np.ndarray, y: np.ndarray) -> None:
+    """A --test-csv holding the model's own training rows scored training accuracy as test accuracy. The
+    model's JSON says what it was trained on: the official images (compared row by row), or CSV files
+    (by SHA-256, and row by row when the file is still there)."""
+    from mnist_fc.data import check_held_out, file_sha256, load_csv, load_embedded
+
+    trained_on = meta.get("trained_on")
+    if isinstance(trained_on, str) and "official" in trained_on:
+        x_tr, y_tr, _, _ = load_embedded()
+        check_held_out(x_tr, y_tr, x, y, train="the official training images", test=test_csv)
+    elif isinstance(trained_on, dict) and isinstance(trained_on.get("train_sha256"), str):
+        train_csv = str(trained_on.get("train_csv", "the training CSV"))
+        if file_sha256(test_csv) == trained_on["train_sha256"]:
+            raise UserError(f"{test_csv}: this is the model's training CSV ({train_csv}); its accuracy would be "
+                            "training accuracy: give the held-out test set")  # fmt: skip
+        if Path(train_csv).is_file() and file_sha256(train_csv) == trained_on["train_sha256"]:
+            x_tr, y_tr = load_csv(train_csv)
+            check_held_out(x_tr, y_tr, x, y, train=train_csv, test=test_csv)
+
+
 def run(args: argparse.Namespace) -> int:
     from mnist_fc.data import load_csv, load_embedded
     from mnist_fc.export import check_onnx, confusion_matrix, load_pixelnet, onnx_logits, torch_logits
@@ -71,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if args.test_csv is not None:
         x, y = load_csv(args.test_csv)
         source = args.test_csv
+        check_not_training_data(_model_meta(path, onnx), args.test_csv, x, y)
     else:
         _, _, x, y = load_embedded()
         source = "official MNIST test set"

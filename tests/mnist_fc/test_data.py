@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import shutil
 from pathlib import Path
@@ -235,9 +236,18 @@ def test_the_training_csv_as_test_csv_is_refused(tmp_path):
     for test in ("train.csv", "copy.csv", "link.csv", "train.csv.gz", "crlf.csv", "header.csv"):
         cfg = DataConfig(source="csv", train_csv=str(tmp_path / "train.csv"), test_csv=str(tmp_path / test),
                          validation_size=20)  # fmt: skip
-        with pytest.raises(DataError, match=r"same (data|images and labels) as the training CSV"):
+        with pytest.raises(DataError, match=r"120 of its 120 rows also occur in the training data"):
             load_split(cfg)
-    write_csv(tmp_path / "test.csv", x[:10], y[:10])
+    # Shuffled rows, or the training CSV's own validation rows: training accuracy under another name too.
+    write_csv(tmp_path / "shuffled.csv", x[::-1], y[::-1])
+    write_csv(tmp_path / "val_rows.csv", x[-20:], y[-20:])
+    for test, n in (("shuffled.csv", 120), ("val_rows.csv", 20)):
+        cfg = DataConfig(source="csv", train_csv=str(tmp_path / "train.csv"), test_csv=str(tmp_path / test),
+                         validation_size=20)  # fmt: skip
+        with pytest.raises(DataError, match=rf"{n} of its {n} rows also occur"):
+            load_split(cfg)
+    x_new, y_new = rng.integers(0, 256, size=(10, 784)), rng.integers(0, 10, size=10)
+    write_csv(tmp_path / "test.csv", x_new, y_new)
     cfg = DataConfig(source="csv", train_csv=str(tmp_path / "train.csv"), test_csv=str(tmp_path / "test.csv"),
                      validation_size=20)  # fmt: skip
     assert len(load_split(cfg).x_test) == 10
@@ -259,3 +269,18 @@ def test_stratified_subsample_keeps_proportions_and_seed():
     assert np.abs(np.bincount(y[idx]) / 5000 - full).max() < 0.001
     assert np.array_equal(idx, stratified_subsample(y[:50000], 5000, seed=1))
     assert not np.array_equal(idx, stratified_subsample(y[:50000], 5000, seed=2))
+
+
+def test_a_csv_sorted_by_label_is_refused_not_validated_on_unseen_digits(tmp_path):
+    """The last rows are the validation rows: a label-sorted CSV gave a validation set of 9s that training never
+    saw ('val acc 0.0000', exit 0), and a study would have chosen hyperparameters on it."""
+    x_tr, y_tr, x_te, y_te = load_embedded()
+    order = np.argsort(y_tr[:3000], kind="stable")
+    write_csv(tmp_path / "sorted.csv", x_tr[:3000][order], y_tr[:3000][order])
+    write_csv(tmp_path / "test.csv", x_te[:100], y_te[:100])
+    cfg = DataConfig(source="csv", train_csv=str(tmp_path / "sorted.csv"), test_csv=str(tmp_path / "test.csv"),
+                     validation_size=500)  # fmt: skip
+    with pytest.raises(DataError, match=r"hold digit\(s\) 9 that the training rows never show: is the file sorted"):
+        load_split(cfg)
+    final = dataclasses.replace(cfg, include_validation=True)  # trains on every row: nothing held out to check
+    assert len(load_split(final).x_train) == 3000

@@ -341,7 +341,7 @@ def test_train_size_larger_than_the_csv_is_an_error(tmp_path: Path) -> None:
     x, y = rng.integers(0, 256, (n, N_PIXELS)), np.arange(n) % 10
     path, test = tmp_path / "small.csv", tmp_path / "test.csv"
     write_csv(path, x, y)
-    write_csv(test, x[:100], y[:100])
+    write_csv(test, rng.integers(0, 256, (100, N_PIXELS)), np.arange(100) % 10)  # held out: not training rows
     cfg = DataConfig(source="csv", train_csv=str(path), test_csv=str(test), train_size=5000)
     with pytest.raises(DataError, match="5000 is more than the 1000"):
         load_split(cfg)

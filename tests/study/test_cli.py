@@ -77,7 +77,8 @@ def test_train_article_preset_json(cli):
         assert key in out
     assert out["epochs"] == 30 and abs(out["train_loss"] - math.log(10)) < 0.05
     assert out["config"]["model"]["init_mean"] == 0.01 and out["config"]["train"]["lr"] == 0.1
-    assert r.stderr.startswith("Epoch 1, Loss 2.3")  # article-style progress, kept off stdout with --json
+    lines = r.stderr.splitlines()  # the auto precision first (before training), then article-style progress
+    assert lines[0].startswith("precision ") and lines[1].startswith("Epoch 1, Loss 2.3")  # off stdout with --json
 
 
 @pytest.mark.parametrize(

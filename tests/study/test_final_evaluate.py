@@ -2,6 +2,7 @@
 
 import json
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from mnist_fc.data import load_embedded
 from mnist_fc.export import load_pixelnet, onnx_logits, torch_logits
 
+MODELS = Path(__file__).resolve().parents[2] / "models"
 TINY_RUN = ("--space", "accuracy", "--epochs", "2", "--train-size", "300", "--device", "cpu", "--no-progress")
 
 
@@ -331,12 +333,38 @@ def test_final_config_of_a_design_trial_drops_its_subset_seed_with_its_subsample
 
     stored = RunConfig(
         data=DataConfig(train_size=5000, subset_seed=0),
-        train=TrainConfig(epochs=20, schedule="cosine", warmup_epochs=3.0),
+        train=TrainConfig(epochs=20, schedule="cosine", warmup_epochs=3.0, stop_margin=100),
     )
     record = {"trial_number": 4, "config": stored.to_dict()}
     cfg = final_config(record, seed=1, epochs=2)
     validate(cfg)
     assert cfg.data.train_size is None and cfg.data.subset_seed is None and cfg.data.include_validation
     assert cfg.train.warmup_epochs == 2.0 and cfg.train.epochs == 2
+    assert cfg.train.stop_margin is None  # a design's early stop would end the final after 100 epochs
     kept = final_config(record, seed=1, train_size=1000)  # a subsample asked for keeps the trial's seed
     assert kept.data.subset_seed == 0 and kept.train.warmup_epochs == 3.0
+
+
+def test_evaluate_refuses_the_models_own_training_rows_as_a_test_csv(tmp_path, cli):
+    """`evaluate --test-csv` scored a model on its own training rows and called it test accuracy, though the
+    model's JSON says what it was trained on."""
+    from mnist_fc.data import write_csv
+    from study.commands.evaluate import check_not_training_data
+    from study.errors import UserError
+
+    x_tr, y_tr, x_te, y_te = load_embedded()
+    write_csv(tmp_path / "train_part.csv", x_tr[-300:][::-1], y_tr[-300:][::-1])  # validation rows, shuffled
+    write_csv(tmp_path / "test_part.csv", x_te[:300], y_te[:300])
+    r = cli("evaluate", str(MODELS / "accuracy.onnx"), "--test-csv", "train_part.csv", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+    assert "300 of its 300 rows also occur in the training data the official training images" in r.stderr
+    r = cli("evaluate", str(MODELS / "accuracy.json"), "--test-csv", "test_part.csv", cwd=tmp_path)
+    assert r.returncode == 0 and "test accuracy" in r.stdout, r.stderr
+    # A model trained on CSVs: its JSON records the training CSV's SHA-256.
+    from mnist_fc.data import file_sha256
+
+    meta = {"trained_on": {"train_csv": str(tmp_path / "train_part.csv"),
+                           "train_sha256": file_sha256(tmp_path / "train_part.csv")}}  # fmt: skip
+    with pytest.raises(UserError, match="this is the model's training CSV"):
+        check_not_training_data(meta, str(tmp_path / "train_part.csv"), x_tr[:1], y_tr[:1])
+    check_not_training_data(meta, str(tmp_path / "test_part.csv"), x_te[:300], y_te[:300])  # held out: fine

@@ -69,8 +69,8 @@ def test_derived_settings_refuse_any_difference(reference: str, change: dict, se
     assert recorded["epochs"] == 400 and recorded["dataset"] == "mnist-embedded"  # ... and is now recorded
 
 
-def _csv(path: Path, *, bump: int = 0) -> Path:
-    rng = np.random.default_rng(0)
+def _csv(path: Path, *, bump: int = 0, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
     n = 10_000 + 200
     x = rng.integers(0, 2, (n, N_PIXELS))
     x[0, 0] += bump
@@ -80,7 +80,7 @@ def _csv(path: Path, *, bump: int = 0) -> Path:
 
 def test_csv_study_refuses_other_training_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    a, test = _csv(tmp_path / "a.csv"), _csv(tmp_path / "test.csv", bump=2)
+    a, test = _csv(tmp_path / "a.csv"), _csv(tmp_path / "test.csv", seed=1)
     base = ["run", "--storage", url, "--study-name", "c", *FAST, "--no-progress", "--test-csv", str(test)]
     assert main([*base, "--train-csv", str(a)]) == 0
     capsys.readouterr()
@@ -100,7 +100,7 @@ def test_csv_study_refuses_other_training_data(tmp_path: Path, capsys: pytest.Ca
 def test_old_csv_study_without_hashes_refuses_another_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """A CSV study recorded by the version before hashes: its trials' configs still name the file."""
     url = f"sqlite:///{tmp_path / 's.db'}"
-    a, test = _csv(tmp_path / "a.csv"), _csv(tmp_path / "test.csv", bump=2)
+    a, test = _csv(tmp_path / "a.csv"), _csv(tmp_path / "test.csv", seed=1)
     base = ["run", "--storage", url, "--study-name", "c", *FAST, "--no-progress", "--test-csv", str(test)]
     assert main([*base, "--train-csv", str(a)]) == 0
     study = optuna.load_study(study_name="c", storage=open_storage(url))
