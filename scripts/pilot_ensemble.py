@@ -4,8 +4,9 @@ network could transfer (issue 14, target 1: one network only, so an ensemble is 
     python scripts/pilot_ensemble.py runs/accuracy_eleven/pilots/aff15e200_s0 runs/accuracy_eleven/pilots/aff15e200_s1
 
 Reads each pilot's final checkpoint (`pilot.ckpt`, the averaged weights when the pilot used EMA), scores the
-10,000 validation images in fp32, and prints each member's accuracy, the ensemble's (mean of the members'
-softmax), and how often the members disagree. The test set is not loaded.
+10,000 validation images in fp32 (inputs and weights: a bf16 pilot's own scoring rounded its inputs to bf16),
+and prints each member's accuracy, the ensemble's (mean of the members' softmax), and how often the members
+disagree. The test images are never scored.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 import torch
 
 from mnist_fc.checkpoint import CheckpointError, read
-from mnist_fc.config import RunConfig
+from mnist_fc.config import DataConfig, RunConfig
+from mnist_fc.data import load_split
 from mnist_fc.model import FCNet
-from mnist_fc.runtime import prepare
+from mnist_fc.normalize import normalizer_for
 
 
 def member(folder: Path) -> tuple[RunConfig, FCNet]:
@@ -32,6 +34,13 @@ def member(folder: Path) -> tuple[RunConfig, FCNet]:
     ema = (state.get("loop") or {}).get("ema")
     model.load_state_dict(ema["model"] if ema else state["model"])
     return cfg, model.eval()
+
+
+def validation_inputs(data: DataConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) of the validation images as the pilot saw them (its normaliser, fitted on its training part), fp32."""
+    split = load_split(data, seed=seed)
+    x = normalizer_for(data, split.x_train)(split.x_val)
+    return torch.from_numpy(x).float(), torch.from_numpy(split.y_val.astype("int64"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,11 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     probs, preds = [], []
     y = None
+    inputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # one preparation per distinct data config
     for folder, (cfg, model) in zip(args.pilots, members, strict=True):
-        data = prepare(cfg, None).data  # the validation split and normaliser this pilot was scored with
+        key = repr((cfg.data, cfg.train.seed))
+        if key not in inputs:
+            inputs[key] = validation_inputs(cfg.data, cfg.train.seed)
+        x, y = inputs[key]
         with torch.no_grad():
-            z = model(data.x_val.float())
-        y = data.y_val
+            z = model(x)
         probs.append(z.softmax(1))
         preds.append(z.argmax(1))
         print(f"{folder}: val acc {(preds[-1] == y).float().mean().item():.4f}")
