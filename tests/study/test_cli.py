@@ -379,3 +379,20 @@ def test_a_name_the_locale_cannot_decode_is_explained(tmp_path):
                         "sqlite:///n.db"], cwd=tmp_path, env=env, capture_output=True, timeout=120)  # fmt: skip
     err = r.stderr.decode("utf-8", "replace")
     assert r.returncode == 2 and "UTF-8 locale" in err and "control character" not in err, err
+
+
+def test_every_script_and_bench_answers_help_without_running(tmp_path):
+    """`scripts/claims_pilot.py --help` started the ~7-minute pilot and would have written its JSON to a file
+    named --help. Every script and benchmark prints its usage and exits 0 at once."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    paths = sorted([*(REPO / "scripts").glob("*.py"), *(REPO / "bench").glob("*.py")])
+    assert len(paths) > 10
+    for path in paths:
+        r = subprocess.run([sys.executable, str(path), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+        assert r.returncode == 0 and "usage" in r.stdout.lower(), (path.name, r.stdout[-300:], r.stderr[-300:])
+        assert not (tmp_path / "--help").exists(), path.name
