@@ -105,9 +105,22 @@ def config(args: argparse.Namespace) -> RunConfig:
     return dataclasses.replace(cfg, model=model, data=data, train=train)
 
 
+def _finished(checkpoint: Path | None, cfg: RunConfig) -> bool:
+    """Whether `checkpoint` already holds this whole run (a rerun then trains nothing)."""
+    if checkpoint is None or not checkpoint.exists():
+        return False
+    from mnist_fc.checkpoint import CheckpointError, read
+
+    try:
+        return int(read(checkpoint)["epoch"]) >= cfg.train.epochs
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return False  # fit() names what is wrong with it
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     cfg = config(args)
+    finished_before = _finished(args.checkpoint, cfg)
     try:
         fitted = fit(
             cfg,
@@ -137,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "command": "python scripts/article_run.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    (args.out / "result.json").write_text(json.dumps(summary, indent=1))
+    if finished_before and (args.out / "result.json").exists():
+        # Nothing was trained now: the record keeps the machine, command and seconds of the run that trained it.
+        print(f"{args.checkpoint} was already finished: {args.out / 'result.json'} kept as the training run wrote it")
+    else:
+        (args.out / "result.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     held_out = f"test acc {r.test_accuracy:.4f}" if not args.no_test else f"val acc {r.val_accuracy:.4f}"
     print(
         f"done: {r.epochs} epochs, {r.seconds:.0f} s on {r.device} ({r.precision}); train acc {r.train_accuracy:.4f}, "

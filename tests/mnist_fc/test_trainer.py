@@ -143,9 +143,12 @@ def test_article_run_script_logs_like_the_article_and_resumes(tmp_path):
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     curves = json.loads((tmp_path / "out" / "curves.json").read_text())
     assert result["epochs"] == 6 and len(curves["train_loss"]) == 6 and result["config"]["data"]["include_validation"]
+    recorded = (tmp_path / "out" / "result.json").read_bytes()
     second = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # resumes the finished run
     assert second.returncode == 0 and json.loads((tmp_path / "out" / "curves.json").read_text()) == curves
     assert not any(line.startswith("Epoch") for line in second.stdout.splitlines())  # nothing retrained
+    # ... so its record (machine, command, seconds of the run that trained) is kept, not rewritten by the rerun
+    assert (tmp_path / "out" / "result.json").read_bytes() == recorded and "already finished" in second.stdout
     bad = subprocess.run(
         [*argv[:-2], "--epochs", "7", "--out", str(tmp_path / "o2")],
         env=env,
