@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 def run_designs(args: argparse.Namespace, storage: RDBStorage, study: optuna.Study | None) -> int:
     from study.analysis.design_report import build_design_report, write_design_report
     from study.analysis.report import images_possible
+    from study.commands.design import DESIGN_STORAGE
     from study.storage import redact
 
     """The report of design studies; `study`: the one named by --study-name (its design's figures only)."""
@@ -144,11 +145,16 @@ def run_designs(args: argparse.Namespace, storage: RDBStorage, study: optuna.Stu
     n_fig = len(report.figures.figures)
     made = f"{n_fig} per-claim figures as PNG+SVG" if images else f"{n_fig} per-claim figures in the page"
     print(
-        f"report of {len(report.studies)} design studies: {len(paths)} files in {args.out} (index.html, {made}, "
-        "claims.csv, claims.md); claims: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+        f"report of {len(report.studies)} design studies in {redact(args.storage)}: {len(paths)} files in {args.out} "
+        f"(index.html, {made}, claims.csv, claims.md); claims: "
+        + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
     )
     for line in report.warnings:
         print(f"note: {line}")
+    if args.storage != DESIGN_STORAGE and Path("claims.db").is_file():  # `design` writes there by default
+        print(
+            f"note: this is {redact(args.storage)}; `design` wrote ./claims.db by default: --storage {DESIGN_STORAGE}"
+        )
     if not images and args.images is None:
         print(NO_IMAGES)
     return 0
