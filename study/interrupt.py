@@ -60,7 +60,12 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 
 
 def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM / SIGHUP: the Ctrl-C path (held out of database code, trial re-queued, workers told)."""
+    """SIGTERM / SIGHUP: the Ctrl-C path (held out of database code, trial re-queued, workers told).
+
+    A command started in a script's background (`cmd &` without job control) has Ctrl-C ignored, so a
+    terminal's Ctrl-C does not reach it; a `kill` still must stop it cleanly: Ctrl-C is handled from here on."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _on_sigint)
     os.kill(os.getpid(), signal.SIGINT)
 
 
@@ -87,9 +92,8 @@ class _LibraryErrors(logging.StreamHandler):
 
 def install() -> None:
     """Use in the main thread of a command (or a worker process) before its work starts."""
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        return  # started with Ctrl-C ignored (a worker still starting up, or `nohup`): keep it so
-    signal.signal(signal.SIGINT, _on_sigint)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # started with Ctrl-C ignored (a script's
+        signal.signal(signal.SIGINT, _on_sigint)  # background job): keep it so, but `kill` still stops cleanly
     for stop in (signal.SIGTERM, signal.SIGHUP):  # `kill`, a closed terminal: stop as a Ctrl-C stops, not
         if signal.getsignal(stop) is signal.SIG_DFL:  # dead mid-trial (a --jobs parent's workers ran on)
             signal.signal(stop, _as_ctrl_c)
@@ -132,8 +136,20 @@ def handled() -> None:
 def exit_with_parent(*, poll_s: float = 1.0, grace_s: float = 60.0) -> None:
     """In a worker process: once the process that started it is gone (kill -9 of a `--jobs` parent), stop
     as a Ctrl-C stops (trial re-queued, checkpoint kept) instead of training on as an orphan whose rerun
-    would race it for the same checkpoints; still alive `grace_s` later, exit."""
-    parent = os.getppid()
+    would race it for the same checkpoints; still alive `grace_s` later, exit.
+
+    Call it in the worker's main thread. The parent is the process that spawned it (multiprocessing knows
+    its pid): read with getppid() here, a parent killed while the worker was still importing was already
+    gone, and the worker watched init instead, training on."""
+    import multiprocessing
+
+    spawner = multiprocessing.parent_process()
+    parent = spawner.pid if spawner is not None and spawner.pid else os.getppid()
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) in (
+        signal.SIG_IGN,
+        signal.SIG_DFL,
+    ):  # a worker started with Ctrl-C ignored would drop the SIGINT sent below
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def watch() -> None:
         while os.getppid() == parent:

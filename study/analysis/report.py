@@ -225,6 +225,9 @@ def _browser() -> str | None:
     return next((p for p in map(shutil.which, BROWSERS) if p), None)
 
 
+EXPORT_TRIES = 3  # kaleido calls per figure before an empty file is an error
+
+
 def export_images(figures: dict[str, go.Figure], out: Path, *, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     """Write every figure in every format with ONE kaleido session; raise UserError if any is missing."""
     import plotly.io as pio
@@ -245,17 +248,24 @@ def export_images(figures: dict[str, go.Figure], out: Path, *, formats: tuple[st
     # committed figure and rewrote its twin when it wrote straight into `out`.
     with staged(out) as stage:
         paths = [stage / f"{name}.{fmt}" for name in figures for fmt in formats]
+        todo = list(range(len(paths)))
         try:
-            pio.write_images(figs, paths, width=IMAGE_SIZE["width"], height=heights)
+            # On a loaded machine kaleido now and then returns without writing a file: those are drawn again.
+            for _ in range(EXPORT_TRIES):
+                pio.write_images([figs[i] for i in todo], [paths[i] for i in todo], width=IMAGE_SIZE["width"],
+                                 height=[heights[i] for i in todo])  # fmt: skip
+                todo = [i for i in todo if not paths[i].is_file() or paths[i].stat().st_size == 0]
+                if not todo:
+                    break
         except Exception as e:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(f"cannot export PNG/SVG with kaleido and {browser}: {reason}") from None
         finally:
             if before is None:
                 os.environ.pop("BROWSER_PATH", None)
-        missing = [p.name for p in paths if not p.is_file() or p.stat().st_size == 0]
-        if missing:
-            raise UserError(f"figure export wrote no data for {', '.join(missing)}")
+        if todo:
+            names = ", ".join(paths[i].name for i in todo)
+            raise UserError(f"figure export wrote no data for {names} ({EXPORT_TRIES} tries)")
     return [out / p.name for p in paths]
 
 

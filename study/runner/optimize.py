@@ -322,6 +322,8 @@ def _worker(plan: StudyPlan, n_trials: int, index: int) -> None:
     except Exception as e:
         if plan.verbose:
             traceback.print_exc()
+        if interrupt.caused(e):  # a library's cleanup raised over the Ctrl-C (Optuna's tell): the Ctrl-C is the story
+            sys.exit(130)
         if (reason := environment_error(e) or path_error(e)) is not None:  # the machine's fault, as in cli.main
             print(f"mnist-study run: {label}: error: {reason}", file=sys.stderr, flush=True)
             sys.exit(2)

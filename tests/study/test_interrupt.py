@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import REPO
 from tests.study.workers import as_from_a_terminal
 
@@ -207,3 +209,46 @@ def test_sigterm_stops_a_jobs_run_as_ctrl_c_does(tmp_path) -> None:
     assert out.count("re-queued with the same params") == 2 and "Traceback" not in out, out
     states = [t.state.name for t in optuna.load_study(study_name="t", storage=url).trials]
     assert "RUNNING" not in states and states.count("WAITING") == 2, states
+
+
+def _ctrl_c_ignored() -> None:
+    """A command started by a script in the background (`cmd &`, no job control): SIGINT ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_kill_stops_a_run_started_in_a_scripts_background_as_ctrl_c_does(tmp_path, jobs) -> None:
+    """With Ctrl-C ignored (a script's `cmd &`), install() returned at once and left SIGTERM/SIGHUP unhandled:
+    `kill` ended the run with the signal, its trial RUNNING, and a --jobs parent's workers trained on."""
+    import signal
+    import time
+
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    argv = ["run", "--storage", url, "--study-name", "t", "--trials", "4", "--jobs", jobs, "--epochs", "5000"]
+    argv += ["--train-size", "500", "--device", "cpu", "--no-progress"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "study", *argv],
+        env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_ctrl_c_ignored,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # every worker inside a trial
+        time.sleep(0.5)
+        try:
+            running = optuna.load_study(study_name="t", storage=url).get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+            )
+        except KeyError:
+            continue
+        if len(running) == int(jobs) and all(t.params for t in running):
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out and " bug: " not in out, out
+    states = [t.state.name for t in optuna.load_study(study_name="t", storage=url).trials]
+    assert "RUNNING" not in states and states.count("WAITING") == int(jobs), states
