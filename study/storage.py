@@ -205,9 +205,10 @@ def check_sqlite_file(path: Path, *, write: bool) -> None:
             lines = [ln for ln in lines if not ln.startswith("***")] or lines or ["no answer"]
             detail = lines[0][:120]
             raise UserError(f"SQLite storage {path} is damaged (quick_check: {detail}); {_recover_hint(path)}")
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # Views too: a file holding only another application's view is not empty.
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
         tables = {t for t in tables if not t.startswith("sqlite_")}
-        study_cols = {r[1] for r in conn.execute("PRAGMA table_info(studies)")} if "studies" in tables else set()
+        columns = {t: {r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')} for t in tables & OPTUNA_TABLES}
     except sqlite3.DatabaseError as e:
         if "locked" in str(e) or "busy" in str(e):
             raise UserError(f"SQLite storage {path} is locked by another process; try again") from None
@@ -220,18 +221,32 @@ def check_sqlite_file(path: Path, *, write: bool) -> None:
         raise UserError(f"SQLite storage {path} is damaged ({e}); {_recover_hint(path)}") from None
     finally:
         conn.close()
-    _check_not_foreign(path, tables, study_cols)
+    _check_not_foreign(path, tables, columns)
 
 
-def _check_not_foreign(where: Path | str, tables: set[str], study_cols: set[str], *, kind: str = "sqlite") -> None:
-    """A non-empty database that is not an Optuna storage belongs to someone else: never add tables to it."""
+def _optuna_columns() -> dict[str, set[str]]:
+    """Optuna's own tables and their columns, as its current schema defines them."""
+    from optuna.storages._rdb import models
+
+    return {name: {c.name for c in table.columns} for name, table in models.BaseModel.metadata.tables.items()}
+
+
+def _check_not_foreign(
+    where: Path | str, tables: set[str], columns: dict[str, set[str]], *, kind: str = "sqlite"
+) -> None:
+    """A non-empty database that is not an Optuna storage belongs to someone else: never add tables to it.
+
+    `columns`: the columns of each of its tables named like one of Optuna's. A storage has Optuna's
+    `studies` and `version_info` (older Optuna versions' columns are for Optuna's own upgrade check to
+    judge). One another worker is creating this instant holds some of Optuna's tables, each exactly as
+    Optuna defines it: a foreign `studies(study_id, study_name, investigator, ...)` is not one of them."""
     if not tables:
         return
-    optuna_studies = {"study_id", "study_name"} <= study_cols
-    is_storage = optuna_studies and "version_info" in tables
-    # A storage another worker is creating this instant holds only some of Optuna's tables.
-    # Optuna creates `studies` first, so a foreign file with only e.g. a `trials` table is not one.
-    being_created = tables <= OPTUNA_TABLES | OWN_TABLES and optuna_studies
+    schema = _optuna_columns()
+    optuna_studies = {"study_id", "study_name"} <= columns.get("studies", set())
+    is_storage = optuna_studies and columns.get("version_info", set()) >= schema["version_info"]
+    named_like_optuna = tables <= OPTUNA_TABLES | OWN_TABLES and optuna_studies
+    being_created = named_like_optuna and all(columns.get(t) == schema[t] for t in tables & set(schema))
     if is_storage or being_created:
         return
     foreign = sorted(tables - OPTUNA_TABLES - OWN_TABLES) or sorted(tables)
@@ -251,13 +266,13 @@ def _check_server_database(url: str, parsed: sa.URL) -> None:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         try:
             inspector = sa.inspect(engine)
-            tables = set(inspector.get_table_names())
-            study_cols = {c["name"] for c in inspector.get_columns("studies")} if "studies" in tables else set()
+            tables = set(inspector.get_table_names()) | set(inspector.get_view_names())
+            columns = {t: {c["name"] for c in inspector.get_columns(t)} for t in tables & OPTUNA_TABLES}
         finally:
             engine.dispose()
     except Exception:
         return
-    _check_not_foreign(redact(url), tables, study_cols, kind=parsed.get_backend_name())
+    _check_not_foreign(redact(url), tables, columns, kind=parsed.get_backend_name())
 
 
 def _prepare_sqlite(path: str, *, create: bool) -> None:

@@ -302,6 +302,36 @@ def test_issue_foreign_sqlite_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert _digest(db) == before
 
 
+@pytest.mark.parametrize(
+    "tables",
+    [
+        [("studies", ["study_id", "study_name", "investigator", "budget"])],  # Optuna's two columns and more
+        [("studies", ["study_id", "study_name"]), ("trials", ["id", "patient"])],  # a `trials` of its own
+        [("studies", ["study_id", "study_name"]), ("version_info", ["id"])],
+    ],
+    ids=["studies-plus", "own-trials", "own-version-info"],
+)
+def test_foreign_tables_named_like_optunas_are_foreign(tmp_path: Path, capsys: pytest.CaptureFixture, tables) -> None:
+    """Tables named like Optuna's with columns of their own passed as 'a storage being created': run added
+    Optuna's other tables and a row to the application's `studies` (or stopped with a bug exit half-way)."""
+    db = tmp_path / "app.db"
+    _foreign_db(db, tables)
+    before = _schema(db)
+    rc, err = _cli(["run", "--storage", f"sqlite:///{db}", *QUICK_RUN], capsys)
+    _one_line_exit_2(rc, err, "another application")
+    assert _schema(db) == before
+
+
+def test_a_file_holding_only_a_view_is_foreign(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    db = tmp_path / "view.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE VIEW v AS SELECT 1 AS x")
+    before = _schema(db)
+    rc, err = _cli(["run", "--storage", f"sqlite:///{db}", *QUICK_RUN], capsys)
+    _one_line_exit_2(rc, err, "another application")
+    assert _schema(db) == before
+
+
 @FUZZ
 @given(foreign_schema(), st.sampled_from(["run", "best"]))
 def test_foreign_sqlite_family(tables: list[tuple[str, list[str]]], command: str) -> None:
