@@ -428,14 +428,30 @@ def load_study(storage: RDBStorage, study_name: str) -> optuna.Study:
         raise UserError(f"no study named {study_name!r} in this storage (studies: {names})") from None
     except (sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError, UnicodeError) as e:
         raise _unreadable(storage, study_name, e) from None
+    return check_direction(_readable(storage, study))
+
+
+def create_or_load_study(storage: RDBStorage, study_name: str) -> optuna.Study:
+    """`optuna.create_study(..., load_if_exists=True)` for `run` and `design`, with the same one-line error
+    as `load_study` for a damaged row (a config that is not JSON, a value set to NULL): they ended as "bug"
+    where best, export, report and final named the damage. The caller checks whose study it is."""
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
+    except (sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError, UnicodeError) as e:
+        raise _unreadable(storage, study_name, e) from None
+    return _readable(storage, study)
+
+
+def _readable(storage: RDBStorage, study: optuna.Study) -> optuna.Study:
+    """`study`, after reading every stored trial and its attributes once: UserError naming the damage."""
     try:
         with warnings.catch_warnings(), _quiet_optuna():
             warnings.simplefilter("ignore")
             study.get_trials(deepcopy=False)
             study.user_attrs  # noqa: B018 - read to check
     except Exception as e:  # any decoding error of a damaged row: SQLAlchemy, JSON, Optuna's own checks
-        raise _unreadable(storage, study_name, e) from None
-    return check_direction(study)
+        raise _unreadable(storage, study.study_name, e) from None
+    return study
 
 
 def check_direction(study: optuna.Study) -> optuna.Study:

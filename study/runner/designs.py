@@ -35,8 +35,16 @@ from study.objective import Objective
 from study.runner.loops import optimize_batched
 from study.runner.one_trial import optimize_one
 from study.runner.optimize import check_config, threads_per_job, worker_threads
-from study.runner.recovery import fail_stale_trials
-from study.storage import MAX_RETRY, check_ours, check_study_name, curve_store, open_storage, redact
+from study.runner.recovery import fail_dead_local_trials, fail_stale_trials
+from study.storage import (
+    MAX_RETRY,
+    check_ours,
+    check_study_name,
+    create_or_load_study,
+    curve_store,
+    open_storage,
+    redact,
+)
 
 
 def selected(names: list[str]) -> list[Design]:
@@ -57,7 +65,7 @@ def _cell_key(params: dict) -> tuple:
 def open_design_study(storage: optuna.storages.BaseStorage, design: Design, prefix: str) -> optuna.Study:
     """Create (or load) the design's study and check it was made from this same declaration."""
     name = check_study_name(f"{prefix}{design.name}", flag="--study-prefix")
-    study = check_ours(optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True))
+    study = check_ours(create_or_load_study(storage, name))
     spec = spec_json(design)
     stored = study.user_attrs.get("design_spec")
     if stored is None and (study.user_attrs.get("space") not in (None, "design") or study.get_trials(deepcopy=False)):
@@ -118,7 +126,8 @@ def run_design(design: Design, *, storage_url: str, prefix: str, base: RunConfig
     objective = Objective(space=design_space(design), base=sp.base, split=split, curves=curve_store(storage))
     objective.precision_probe = sp.probe
     while True:
-        fail_stale_trials(study)  # a dead worker's trial: FAILED and re-queued
+        fail_dead_local_trials(study)  # a worker of this host that is gone: at once, no heartbeat grace to wait
+        fail_stale_trials(study)  # a dead worker's trial elsewhere: FAILED and re-queued once its beat is stale
         enqueue(study, design)
         waiting = _count(study, TrialState.WAITING)
         if not waiting:

@@ -61,6 +61,7 @@ from study.storage import (
     MAX_RETRY,
     check_ours,
     check_study_name,
+    create_or_load_study,
     curve_store,
     heartbeat_settings,
     open_storage,
@@ -192,7 +193,7 @@ def study_settings(plan: StudyPlan, split: Split) -> dict[str, Any]:
 def open_study(plan: StudyPlan, *, settings: dict[str, Any]) -> optuna.Study:
     """Create the study, or load it when it exists, after checking it was run with the same settings."""
     storage = open_storage(plan.storage, heartbeat=plan.heartbeat, grace=plan.grace)
-    study = optuna.create_study(study_name=plan.study_name, storage=storage, direction="maximize", load_if_exists=True)
+    study = create_or_load_study(storage, plan.study_name)
     check_ours(study)  # load_if_exists compares neither directions nor whose trials it holds
     check_settings(study, space=plan.space, settings=settings, cfg=plan.base)
     if study.metric_names is None:  # optuna-dashboard shows "val_accuracy", not "Objective 0"
@@ -377,7 +378,11 @@ def run_jobs(plan: StudyPlan) -> dict[str, str]:
     if failed and set(failed) == {130}:  # workers stopped by a Ctrl-C (or kill) of their own: re-queued
         raise KeyboardInterrupt
     if failed:
-        raise UserError(f"{len(failed)} of {len(procs)} worker processes failed (exit codes {failed})")
+        how = ", ".join(f"killed by signal {-c}" if c < 0 else f"exit {c}" for c in failed)
+        raise UserError(
+            f"{len(failed)} of {len(procs)} worker processes failed ({how}); a trial a dead worker was running is "
+            "failed and re-queued with its params: --until-complete N resumes the study"
+        )
     return {f"{host}:{p.pid}": f"worker {i + 1}" for i, p in enumerate(procs)}
 
 
@@ -437,7 +442,10 @@ def run_study(plan: StudyPlan, *, echo: Echo = print) -> RunSummary:
         header = study_precision(study, plan.base, n_train=len(split.x_train)).header
     echo(header or f"precision {plan.base.train.precision}")
     if plan.jobs > 1:
-        workers = run_jobs(plan)
+        try:
+            workers = run_jobs(plan)
+        finally:  # a worker killed mid-trial (kill -9, out of memory) left it RUNNING: fail and re-queue it now
+            fail_dead_local_trials(study)
         for line in worker_summary(study, workers=workers):
             echo(line)
         trials = study.get_trials(deepcopy=False)

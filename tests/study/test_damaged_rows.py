@@ -83,3 +83,21 @@ def test_a_param_outside_its_space_is_drawn_apart(pristine: Path, tmp_path: Path
     url = _damaged(pristine, tmp_path, "UPDATE trial_params SET param_value = 1e9 WHERE param_name = 'lr'")
     assert main(["report", "--storage", url, "--study-name", "s", "--out", str(tmp_path / "r"), "--no-images"]) == 0
     assert "outside the space" in (tmp_path / "r" / "index.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("sql", "value"),
+    [
+        ("UPDATE trial_user_attributes SET value_json = ? WHERE key = 'config'", '{"model": [1,2'),  # not JSON
+        ("UPDATE trial_values SET value = ?", None),  # a COMPLETE trial without its value
+        ("UPDATE trial_params SET distribution_json = ?", "{broken"),
+    ],
+    ids=["config-not-json", "value-null", "distribution-not-json"],
+)
+def test_a_damaged_row_refuses_run_in_one_line(pristine: Path, tmp_path: Path, capsys, sql: str, value) -> None:
+    """`run` (and `design`) opened the study through Optuna's create_study and ended 'bug: JSONDecodeError' or
+    'bug: AssertionError' (exit 1) on rows that best, export, report and final named as damaged."""
+    url = _damaged(pristine, tmp_path, sql, value)
+    _one_line(["run", "--storage", url, "--study-name", "s", *RUN], capsys, "damaged")
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("SELECT count(*) FROM trials").fetchone() == (2,)  # nothing written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from pathlib import Path
 
 import optuna
@@ -159,3 +160,41 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
                 k for k in kids if os.path.exists(f"/proc/{k}") and open(f"/proc/{k}/stat").read().split()[2] != "Z"
             ]
         assert not alive, f"{name}: workers {alive} outlived their killed parent"
+
+
+def test_a_worker_killed_mid_trial_leaves_nothing_running(tmp_path) -> None:
+    """kill -9 of one `run --jobs 2` worker: the command ended 'worker processes failed' with the dead worker's
+    trial still RUNNING (its pid on this host proves it dead). It is now failed and re-queued at once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    from tests.conftest import REPO
+    from tests.study.workers import as_from_a_terminal, cli_env
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["run", "--storage", url, "--study-name", "s", "--trials", "2", "--jobs", "2", "--epochs", "3000",
+            "--train-size", "500", "--device", "cpu", "--precision", "fp32", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "study", *argv], env=dict(cli_env(), PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=as_from_a_terminal,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    running: list = []
+    while time.monotonic() < deadline and len(running) < 2:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="s", storage=url)
+        except KeyError:
+            continue
+        running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING" and t.params]
+    assert len(running) == 2
+    victim = int(running[0].user_attrs["worker"].rpartition(":")[2])
+    os.kill(victim, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "killed by signal 9" in out and "Traceback" not in out, out
+    states = {t.number: t.state.name for t in optuna.load_study(study_name="s", storage=url).trials}
+    assert "RUNNING" not in states.values() and list(states.values()).count("WAITING") == 1, states
