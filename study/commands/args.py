@@ -47,6 +47,8 @@ def _number(
         try:
             if not text.isascii():  # int("١٢") == 12 in Python: a digit from another script is a typo here
                 raise ValueError(text)
+            if "_" in text:  # int("1_0") == 10 in Python: a typo on a command line, not ten
+                raise ValueError(text)
             value = kind(text)
         except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None

@@ -98,7 +98,7 @@ def bad_number(draw: st.DrawFn) -> tuple[str, str]:
     low, high = BOUNDS[flag]
     options = [
         st.integers(max_value=low - 1).map(str),
-        st.sampled_from(["", "1.5", "1e3", "ten", "0x10", "nan", "inf", "--", "١٢"]),
+        st.sampled_from(["", "1.5", "1e3", "ten", "0x10", "nan", "inf", "--", "١٢", "1_0"]),  # 1_0: int() says 10
         st.text(alphabet=string.ascii_letters + " ,;", min_size=1),
     ]
     if high is not None:
