@@ -269,6 +269,10 @@ def _first_row(path: Path, kind: str = "plain") -> list[str] | None:
                 first = False
                 if not line:
                     return None
+                if b"\r" in line.rstrip(b"\r\n"):  # "CSV (Macintosh)": rows run together as one line
+                    raise DataError(
+                        f"{path}: its lines end in CR only (old Mac format); save it with LF or CRLF line ends"
+                    )
                 if len(line) > MAX_LINE_BYTES:
                     raise DataError(
                         f"{path}: first line is longer than {MAX_LINE_BYTES // 1024} KiB; "

@@ -284,3 +284,14 @@ def test_a_csv_sorted_by_label_is_refused_not_validated_on_unseen_digits(tmp_pat
         load_split(cfg)
     final = dataclasses.replace(cfg, include_validation=True)  # trains on every row: nothing held out to check
     assert len(load_split(final).x_train) == 3000
+
+
+def test_a_csv_with_cr_only_line_ends_is_named(tmp_path):
+    """'CSV (Macintosh)' files: rows ran together and were refused as '156801 columns' or 'first line is longer
+    than 1024 KiB'."""
+    rng = np.random.default_rng(5)
+    for rows in (200, 600):
+        write_csv(tmp_path / "lf.csv", rng.integers(0, 256, size=(rows, 784)), rng.integers(0, 10, size=rows))
+        (tmp_path / "cr.csv").write_bytes((tmp_path / "lf.csv").read_bytes().replace(b"\n", b"\r"))
+        with pytest.raises(DataError, match="lines end in CR only"):
+            load_csv(tmp_path / "cr.csv", use_cache=False)
