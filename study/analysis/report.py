@@ -29,6 +29,7 @@ from study.analysis import claims as cl
 from study.analysis import figures as fg
 from study.analysis.design_claims import recompute_curve_measures
 from study.analysis.frames import attach_curves, complete, trials_frame
+from study.curves import KEY as CURVES_KEY
 from study.curves import missing_curves
 from study.errors import UserError
 
@@ -133,13 +134,26 @@ def _article_figures(trials: pd.DataFrame, curves: dict[int, Curves]) -> dict[st
 def check_curves(study: optuna.Study, curves: dict[int, Curves]) -> None:
     """Refuse a study whose finished trials lost their curves (e.g. copied by a tool that drops trial
     system attributes): its curve figures would be silently empty."""
-    missing = missing_curves(study.get_trials(deepcopy=False), curves)
-    if missing:
-        shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
-        raise UserError(
-            f"study {study.study_name!r}: {len(missing)} finished trials have no stored learning curves "
-            f"(trials {shown}); curves travel in trial system attributes, which this copy or tool dropped"
+    trials = study.get_trials(deepcopy=False)
+    missing = missing_curves(trials, curves)
+    if not missing:
+        return
+    shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+    lost = [trials[n] for n in missing if n < len(trials) and trials[n].number == n]
+    if any(k.startswith(CURVES_KEY) for t in lost for k in t.system_attrs):
+        why = "their curve attributes are there but unreadable (damaged or edited by another tool)"
+    elif lost and all(t.user_attrs.get("measures_version") is None for t in lost):
+        why = (
+            "these trials predate curves in system attributes: their curves are in the table mnist_study_curves of "
+            "the file the study was made in, which optuna.copy_study does not copy; report that file, or copy "
+            "that table into this one too"
         )
+    else:
+        why = "curves travel in trial system attributes, which this copy or tool dropped"
+    raise UserError(
+        f"study {study.study_name!r}: {len(missing)} finished trials have no stored learning curves "
+        f"(trials {shown}); {why}"
+    )
 
 
 def measures_version(trials: pd.DataFrame) -> int:

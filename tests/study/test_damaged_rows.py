@@ -101,3 +101,9 @@ def test_a_damaged_row_refuses_run_in_one_line(pristine: Path, tmp_path: Path, c
     _one_line(["run", "--storage", url, "--study-name", "s", *RUN], capsys, "damaged")
     with sqlite3.connect(tmp_path / "s.db") as conn:
         assert conn.execute("SELECT count(*) FROM trials").fetchone() == (2,)  # nothing written
+
+
+def test_unreadable_curve_attributes_are_not_called_dropped(pristine: Path, tmp_path: Path, capsys) -> None:
+    url = _damaged(pristine, tmp_path, COUNT, json.dumps("!!!notbase64"))
+    _one_line(["report", "--storage", url, "--study-name", "s", "--out", str(tmp_path / "r"), "--no-images"],
+              capsys, "unreadable")  # fmt: skip

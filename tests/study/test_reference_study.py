@@ -67,3 +67,16 @@ def test_export_of_the_reference_extended_by_a_run_writes_what_report_reads(tmp_
     measured = df[df["plateau_epochs"].notna()]
     assert len(measured) >= 201 and measured["measures_version"].notna().all()
     assert (measured["oscillation"] == 0).sum() > 100  # version 2: 0 for a loss that only fell; version 1 never 0
+
+
+def test_a_copy_of_the_reference_made_by_optuna_says_where_its_curves_are(tmp_path, cli) -> None:
+    """optuna.copy_study of the shipped reference: its curves live in the table mnist_study_curves, which Optuna
+    does not copy; report said a tool 'dropped' system attributes the study never had."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    shutil.copyfile(ROOT / "studies.db", tmp_path / "s.db")
+    optuna.copy_study(from_study_name=REFERENCE, from_storage=f"sqlite:///{tmp_path / 's.db'}",
+                      to_storage=f"sqlite:///{tmp_path / 'copy.db'}")  # fmt: skip
+    r = cli("report", "--study-name", REFERENCE, "--storage", "sqlite:///copy.db", "--out", "r", "--no-images",
+            cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()], r.stderr
+    assert "mnist_study_curves" in r.stderr and "copy_study" in r.stderr
