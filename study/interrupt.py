@@ -148,8 +148,8 @@ def exit_with_parent(*, poll_s: float = 1.0, grace_s: float = 60.0) -> None:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) in (
         signal.SIG_IGN,
         signal.SIG_DFL,
-    ):  # a worker started with Ctrl-C ignored would drop the SIGINT sent below
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    ):  # a worker started with Ctrl-C ignored would drop the SIGINT sent below; held out of database code
+        signal.signal(signal.SIGINT, _on_sigint)
 
     def watch() -> None:
         while os.getppid() == parent:
