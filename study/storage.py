@@ -209,7 +209,7 @@ def check_sqlite_file(path: Path, *, write: bool) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
         tables = {t for t in tables if not t.startswith("sqlite_")}
         columns = {t: {r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')} for t in tables & OPTUNA_TABLES}
-    except sqlite3.DatabaseError as e:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # a damaged name in the schema is not UTF-8
         if "locked" in str(e) or "busy" in str(e):
             raise UserError(f"SQLite storage {path} is locked by another process; try again") from None
         parent = path.resolve().parent
@@ -435,10 +435,9 @@ def create_or_load_study(storage: RDBStorage, study_name: str) -> optuna.Study:
     """`optuna.create_study(..., load_if_exists=True)` for `run` and `design`, with the same one-line error
     as `load_study` for a damaged row (a config that is not JSON, a value set to NULL): they ended as "bug"
     where best, export, report and final named the damage. The caller checks whose study it is."""
-    try:
-        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
-    except (sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError, UnicodeError) as e:
-        raise _unreadable(storage, study_name, e) from None
+    # Not wrapped: a refused write (a read-only role) or a lost server is named by the CLI's environment
+    # check, not called damage; damage shows when the rows are read.
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
     return _readable(storage, study)
 
 
