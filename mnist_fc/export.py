@@ -262,17 +262,25 @@ def check_hash(path: Path, recorded: object, where: Path) -> None:
         raise ModelFileError(f"{path}: SHA-256 differs from the one recorded in {where.name} (corrupt or replaced)")
 
 
-def check_onnx(path: str | Path) -> None:
-    """The ONNX file against the SHA-256 that `final` recorded in the JSON beside it, when there is one."""
+def onnx_meta(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """(the JSON beside an ONNX file, its path): what `final` recorded for it; {} when there is none or it is
+    not readable (an ONNX file from elsewhere)."""
     path = Path(path)
     config = with_suffix(path.with_suffix(""), ".json")
-    if config.is_file():
-        try:
-            meta = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            return  # not this model's JSON, or not readable: nothing recorded to check against
-        if isinstance(meta, dict):
-            check_hash(path, meta.get(ONNX_HASH), config)
+    try:
+        meta = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    except (OSError, ValueError, RecursionError):
+        return {}, config  # not this model's JSON, or not readable: nothing recorded
+    return (meta if isinstance(meta, dict) else {}), config
+
+
+def check_onnx(path: str | Path) -> dict[str, Any]:
+    """The ONNX file against the SHA-256 that `final` recorded in the JSON beside it, when there is one;
+    returns that JSON ({} without one)."""
+    meta, config = onnx_meta(path)
+    if meta:
+        check_hash(Path(path), meta.get(ONNX_HASH), config)
+    return meta
 
 
 def load_pixelnet(path: str | Path) -> tuple[PixelNet, dict[str, Any]]:

@@ -53,26 +53,6 @@ def _unnamed_onnx(path: Path) -> bool:
         return False
 
 
-def _model_meta(path: Path, onnx: bool) -> dict:
-    """The model's JSON (what it was trained on), {} when there is none beside an ONNX file or it is unreadable."""
-    from mnist_fc.files import with_suffix
-
-    if path.is_dir():
-        found = sorted(path.glob("*.json"))
-        candidate = found[0] if len(found) == 1 else None
-    elif not path.exists():  # a stem naming its files (dots kept: final.v1)
-        candidate = with_suffix(path, ".json")
-    elif path.suffix.lower() == ".json":
-        candidate = path
-    else:  # x.onnx, x.safetensors, an ONNX file under another suffix: x.json beside it
-        candidate = path.with_name((path.name[: -len(path.suffix)] if path.suffix else path.name) + ".json")
-    try:
-        meta = json.loads(candidate.read_text(encoding="utf-8")) if candidate is not None else {}
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
 def check_not_training_data(meta: dict, test_csv: str, x: np.ndarray, y: np.ndarray) -> None:
     """A --test-csv holding the model's own training rows scored training accuracy as test accuracy. The
     model's JSON says what it was trained on: the official images (compared row by row), or CSV files
@@ -111,17 +91,18 @@ def run(args: argparse.Namespace) -> int:
     if args.test_csv is not None:
         x, y = load_csv(args.test_csv)
         source = args.test_csv
-        check_not_training_data(_model_meta(path, onnx), args.test_csv, x, y)
     else:
         _, _, x, y = load_embedded()
         source = "official MNIST test set"
     try:
-        if onnx:
-            check_onnx(path)
-            logits, engine = onnx_logits(path, x), "onnxruntime"
+        if onnx:  # meta: the JSON final wrote beside it (what it was trained on), or {}
+            meta, engine = check_onnx(path), "onnxruntime"
         else:
-            model, _ = load_pixelnet(path)
-            logits, engine = torch_logits(model, x), "pytorch"
+            model, meta = load_pixelnet(path)
+            engine = "pytorch"
+        if args.test_csv is not None:
+            check_not_training_data(meta, args.test_csv, x, y)
+        logits = onnx_logits(path, x) if onnx else torch_logits(model, x)
     except ValueError as e:  # the loaders' messages name the file and what is wrong with it (DataError-to-be)
         raise UserError(str(e)) from None
     pred = logits.argmax(1)
