@@ -16,7 +16,6 @@ design's full `epochs` (a NaN network does not recover); likewise for the epochs
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -178,10 +177,8 @@ def run_test(design: Design, trials: pd.DataFrame, p: Prediction) -> tuple[StatR
     if p.test == "u_shape":
         interior = next(i for i, lv in enumerate(levels) if _same(p.compare[0], lv)) if p.compare else None
         groups = _groups(design, trials, p, p.factor, levels)
-        result = st.u_shape_test(groups, shape=p.direction, interior=interior)
-        j = result.note.removeprefix("interior level #")
-        if j.isdigit():  # the level's value, not its 0-based index (#2 read as the second level listed)
-            result = dataclasses.replace(result, note=f"interior level {p.factor}={levels[int(j)]!r}")
+        labels = [f"{p.factor}={lv!r}" for lv in levels]  # the level's value: "#2" read as the second level listed
+        result = st.u_shape_test(groups, shape=p.direction, interior=interior, labels=labels)
         return result, f"{p.factor}: {_fmt_levels(levels)}"
     if p.test == "interaction":
         assert p.by is not None

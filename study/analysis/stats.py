@@ -344,7 +344,9 @@ def _one_sided(a: Sample, b: Sample) -> tuple[float, float]:
     return up, down
 
 
-def u_shape_test(groups: Sequence[Sample], *, shape: int = +1, interior: int | None = None) -> StatResult:
+def u_shape_test(
+    groups: Sequence[Sample], *, shape: int = +1, interior: int | None = None, labels: Sequence[str] | None = None
+) -> StatResult:
     """Is an interior level below both ends (shape +1, a U) or above both (shape -1, an inverted U)?
 
     For interior level j, delta_L and delta_R are the (Gehan/Cliff) deltas of each END over level j
@@ -354,7 +356,8 @@ def u_shape_test(groups: Sequence[Sample], *, shape: int = +1, interior: int | N
     interior candidates (Bonferroni; j is chosen as the one with the smallest p unless `interior`
     fixes it in advance; ties go to the lowest interior level,
     by KM median). The p for the opposite sign uses the smaller one-sided p against, doubled
-    (either side failing suffices). Reported p = 2 * min of the two (two-sided, like every test)."""
+    (either side failing suffices). Reported p = 2 * min of the two (two-sided, like every test).
+    The note names the interior level chosen: `labels[j]` when given (e.g. "lr=3.0"), else "#j" (0-based)."""
     name = "min delta of the ends over the interior level"
     n = sum(g.n for g in groups)
     k = len(groups)
@@ -379,8 +382,9 @@ def u_shape_test(groups: Sequence[Sample], *, shape: int = +1, interior: int | N
     _, j, p_pred, p_opp = best  # type: ignore[misc]
     lo, hi = _bootstrap(list(groups), lambda gs: effect(gs, j))
     return StatResult(
-        "U-shape", name, effect(list(groups), j), lo, hi, _two_sided_from(p_pred, p_opp), n, f"interior level #{j}"
-    )
+        "U-shape", name, effect(list(groups), j), lo, hi, _two_sided_from(p_pred, p_opp), n,
+        f"interior level {labels[j] if labels is not None else f'#{j}'}",
+    )  # fmt: skip
 
 
 def interaction_test(first: Sequence[Sample], second: Sequence[Sample]) -> StatResult:
