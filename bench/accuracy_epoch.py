@@ -52,9 +52,7 @@ def main() -> None:
     print(f"on {device_name(device)} ({device.type}), torch {torch.__version__}, {threads} threads, {n} images")
 
     def seconds_per_epoch(precision: str, epochs: int) -> float:
-        warmup = min(cfg.train.warmup_epochs, epochs)  # a warm-up no longer than this short run
-        t = dataclasses.replace(cfg.train, epochs=epochs, precision=precision, warmup_epochs=warmup)
-        c = dataclasses.replace(cfg, train=t)
+        c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train.for_epochs(epochs), precision=precision))
         r = fit(c, split=split).result
         return r.seconds / r.epochs
 

@@ -137,6 +137,11 @@ class TrainConfig:
             v > 0 for v in (self.aug_shift, self.aug_rotate, self.aug_scale, self.aug_shear, self.aug_elastic_alpha)
         )
 
+    def for_epochs(self, epochs: int) -> TrainConfig:
+        """This config run for `epochs` instead: its warm-up as long as before, but no longer than the run
+        (validate refuses a warm-up beyond the last epoch)."""
+        return dataclasses.replace(self, epochs=epochs, warmup_epochs=min(self.warmup_epochs, epochs))
+
     def uses_minibatch_loop(self) -> bool:
         """True when anything beyond the article's full-batch plain SGD is asked for."""
         return (

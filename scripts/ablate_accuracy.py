@@ -61,11 +61,8 @@ def main() -> None:
     args = p.parse_args()
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
     base = RunConfig.from_dict(best_record(study)["config"])
-    over = {"epochs": args.epochs} if args.epochs else {}
     data = dataclasses.replace(base.data, **({"train_size": args.train_size} if args.train_size else {}))
-    t = dataclasses.replace(base.train, **over)
-    t = dataclasses.replace(t, warmup_epochs=min(t.warmup_epochs, t.epochs))  # a warm-up within a short run
-    base = dataclasses.replace(base, data=data, train=t)
+    base = dataclasses.replace(base, data=data, train=base.train.for_epochs(args.epochs or base.train.epochs))
     seeds = [int(s) for s in args.seeds.split(",")]
     splits = {s: load_split(base.data, seed=s) for s in seeds}
     print(f"train size {len(splits[seeds[0]].x_train)}, {base.train.epochs} epochs, seeds {seeds}; validation accuracy")

@@ -139,7 +139,8 @@ def check_curves(study: optuna.Study, curves: dict[int, Curves]) -> None:
     if not missing:
         return
     shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
-    lost = [trials[n] for n in missing if n < len(trials) and trials[n].number == n]
+    by_number = {t.number: t for t in trials}
+    lost = [by_number[n] for n in missing]
     if any(k.startswith(CURVES_KEY) for t in lost for k in t.system_attrs):
         why = "their curve attributes are there but unreadable (damaged or edited by another tool)"
     elif lost and all(t.user_attrs.get("measures_version") is None for t in lost):

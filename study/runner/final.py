@@ -114,12 +114,11 @@ def final_config(
         cfg = RunConfig.from_dict(record["config"])
     except ConfigError as e:
         raise UserError(f"trial #{record['trial_number']}'s stored config is damaged: {e}") from None
-    overrides = {"epochs": epochs, "device": device, "precision": precision, "ema_decay": ema_decay}
+    overrides = {"device": device, "precision": precision, "ema_decay": ema_decay}
     train = dataclasses.replace(cfg.train, seed=seed, **{k: v for k, v in overrides.items() if v is not None})
-    # A warm-up stays as long as the trial's, but no longer than a shorter --epochs run. A design trial's
-    # stop_margin (stop soon after the plateau, for its measures) would end a final after 100 of its epochs:
-    # a final trains its epochs, fixed before the test set is seen.
-    train = dataclasses.replace(train, warmup_epochs=min(train.warmup_epochs, train.epochs), stop_margin=None)
+    # A design trial's stop_margin (stop soon after the plateau, for its measures) would end a final after
+    # 100 of its epochs: a final trains its epochs, fixed before the test set is seen.
+    train = dataclasses.replace(train.for_epochs(epochs or train.epochs), stop_margin=None)
     # The trial's subsample seed goes with its subsample: a design trial's subset_seed without a train size
     # was refused ("a subset seed needs a train size") for a seed the user never set.
     subset_seed = cfg.data.subset_seed if train_size is not None else None
