@@ -172,68 +172,21 @@ def test_a_ctrl_c_inside_optunas_tell_stops_with_130_and_requeues(tmp_path) -> N
     assert states == [TrialState.FAIL, TrialState.WAITING], states  # nothing left RUNNING, nothing lost
 
 
-def test_sigterm_stops_a_jobs_run_as_ctrl_c_does(tmp_path) -> None:
-    """`kill` (SIGTERM) of a --jobs parent killed the parent only: its workers ran on in the background,
-    writing to the dead command's output. Now SIGTERM and SIGHUP take the Ctrl-C path: each worker
-    re-queues its trial, the command exits 130, nothing stays RUNNING."""
+def _sigterm_inside_trials(tmp_path, *, jobs: int, preexec) -> tuple[int, str, list[str]]:
+    """Start `run --jobs JOBS` (process set up by `preexec`), send SIGTERM once every worker is inside a trial;
+    (exit status, output, trial states)."""
     import signal
     import time
 
     import optuna
 
     url = f"sqlite:///{tmp_path / 't.db'}"
-    argv = ["run", "--storage", url, "--study-name", "t", "--trials", "4", "--jobs", "2", "--epochs", "5000"]
+    argv = ["run", "--storage", url, "--study-name", "t", "--trials", "4", "--jobs", str(jobs), "--epochs", "5000"]
     argv += ["--train-size", "500", "--device", "cpu", "--no-progress"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "study", *argv],
         env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=as_from_a_terminal,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # both workers inside a trial
-        time.sleep(0.5)
-        try:
-            running = optuna.load_study(study_name="t", storage=url).get_trials(
-                deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
-            )
-        except KeyError:
-            continue
-        if len(running) == 2 and all(t.params for t in running):
-            break
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
-    assert out.count("re-queued with the same params") == 2 and "Traceback" not in out, out
-    states = [t.state.name for t in optuna.load_study(study_name="t", storage=url).trials]
-    assert "RUNNING" not in states and states.count("WAITING") == 2, states
-
-
-def _ctrl_c_ignored() -> None:
-    """A command started by a script in the background (`cmd &`, no job control): SIGINT ignored."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@pytest.mark.parametrize("jobs", ["1", "2"])
-def test_kill_stops_a_run_started_in_a_scripts_background_as_ctrl_c_does(tmp_path, jobs) -> None:
-    """With Ctrl-C ignored (a script's `cmd &`), install() returned at once and left SIGTERM/SIGHUP unhandled:
-    `kill` ended the run with the signal, its trial RUNNING, and a --jobs parent's workers trained on."""
-    import signal
-    import time
-
-    import optuna
-
-    url = f"sqlite:///{tmp_path / 't.db'}"
-    argv = ["run", "--storage", url, "--study-name", "t", "--trials", "4", "--jobs", jobs, "--epochs", "5000"]
-    argv += ["--train-size", "500", "--device", "cpu", "--no-progress"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "study", *argv],
-        env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_ctrl_c_ignored,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=preexec,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # every worker inside a trial
@@ -244,11 +197,36 @@ def test_kill_stops_a_run_started_in_a_scripts_background_as_ctrl_c_does(tmp_pat
             )
         except KeyError:
             continue
-        if len(running) == int(jobs) and all(t.params for t in running):
+        if len(running) == jobs and all(t.params for t in running):
             break
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
-    assert "Traceback" not in out and " bug: " not in out, out
     states = [t.state.name for t in optuna.load_study(study_name="t", storage=url).trials]
-    assert "RUNNING" not in states and states.count("WAITING") == int(jobs), states
+    return proc.returncode, out, states
+
+
+def test_sigterm_stops_a_jobs_run_as_ctrl_c_does(tmp_path) -> None:
+    """`kill` (SIGTERM) of a --jobs parent killed the parent only: its workers ran on in the background,
+    writing to the dead command's output. Now SIGTERM and SIGHUP take the Ctrl-C path: each worker
+    re-queues its trial, the command exits 130, nothing stays RUNNING."""
+    returncode, out, states = _sigterm_inside_trials(tmp_path, jobs=2, preexec=as_from_a_terminal)
+    assert returncode == 130, out
+    assert out.count("re-queued with the same params") == 2 and "Traceback" not in out, out
+    assert "RUNNING" not in states and states.count("WAITING") == 2, states
+
+
+def _ctrl_c_ignored() -> None:
+    """A command started by a script in the background (`cmd &`, no job control): SIGINT ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_kill_stops_a_run_started_in_a_scripts_background_as_ctrl_c_does(tmp_path, jobs) -> None:
+    """With Ctrl-C ignored (a script's `cmd &`), install() returned at once and left SIGTERM/SIGHUP unhandled:
+    `kill` ended the run with the signal, its trial RUNNING, and a --jobs parent's workers trained on."""
+    returncode, out, states = _sigterm_inside_trials(tmp_path, jobs=jobs, preexec=_ctrl_c_ignored)
+    assert returncode == 130, out
+    assert "Traceback" not in out and " bug: " not in out, out
+    assert "RUNNING" not in states and states.count("WAITING") == jobs, states

@@ -292,7 +292,17 @@ def _schema(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "tables", [[("customers", ["id", "name"])], [("studies", ["id", "name", "owner"])]], ids=["customers", "studies"]
+    "tables",
+    [
+        [("customers", ["id", "name"])],
+        [("studies", ["id", "name", "owner"])],
+        # Named like Optuna's, with columns of their own: these passed as 'a storage being created', and run
+        # added Optuna's other tables and a row to the application's `studies` (or stopped half-way as a bug).
+        [("studies", ["study_id", "study_name", "investigator", "budget"])],  # Optuna's two columns and more
+        [("studies", ["study_id", "study_name"]), ("trials", ["id", "patient"])],  # a `trials` of its own
+        [("studies", ["study_id", "study_name"]), ("version_info", ["id"])],
+    ],
+    ids=["customers", "studies", "studies-plus", "own-trials", "own-version-info"],
 )
 def test_issue_foreign_sqlite_files(tmp_path: Path, capsys: pytest.CaptureFixture, tables) -> None:
     db = tmp_path / "app.db"
@@ -301,26 +311,6 @@ def test_issue_foreign_sqlite_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     rc, err = _cli(["run", "--storage", f"sqlite:///{db}", *QUICK_RUN], capsys)
     _one_line_exit_2(rc, err, "another application")
     assert _digest(db) == before
-
-
-@pytest.mark.parametrize(
-    "tables",
-    [
-        [("studies", ["study_id", "study_name", "investigator", "budget"])],  # Optuna's two columns and more
-        [("studies", ["study_id", "study_name"]), ("trials", ["id", "patient"])],  # a `trials` of its own
-        [("studies", ["study_id", "study_name"]), ("version_info", ["id"])],
-    ],
-    ids=["studies-plus", "own-trials", "own-version-info"],
-)
-def test_foreign_tables_named_like_optunas_are_foreign(tmp_path: Path, capsys: pytest.CaptureFixture, tables) -> None:
-    """Tables named like Optuna's with columns of their own passed as 'a storage being created': run added
-    Optuna's other tables and a row to the application's `studies` (or stopped with a bug exit half-way)."""
-    db = tmp_path / "app.db"
-    _foreign_db(db, tables)
-    before = _schema(db)
-    rc, err = _cli(["run", "--storage", f"sqlite:///{db}", *QUICK_RUN], capsys)
-    _one_line_exit_2(rc, err, "another application")
-    assert _schema(db) == before
 
 
 def test_a_file_holding_only_a_view_is_foreign(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
